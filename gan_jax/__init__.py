@@ -1,0 +1,1 @@
+"""gan_jax: functional GANs in JAX/Flax."""
