@@ -1,0 +1,45 @@
+"""Mixture of 2-D Gaussians with MLP G and D: the embedded default. Needs no data.
+
+  python launch.py --config=experiments/toy2d.py                      # 8-mode ring
+  python launch.py --config=experiments/toy2d.py:grid                 # 5x5 grid
+  python launch.py --config=experiments/toy2d.py --config.data.name=grid
+
+Writes scatter plots of real (grey) vs generated (red) points to <workdir>/samples/.
+Measured on the 2-core CPU dev machine: WALLTIME_TBD.
+"""
+
+from gan_jax import config_base
+
+
+def get_config(variant: str = ''):
+  c = config_base.base_config()
+  c.name = 'toy2d'
+  c.data.source = 'toy2d'
+  c.data.name = 'ring'           # ring (8 modes) | grid (5x5)
+  c.model.name = 'mlp'
+  c.model.latent_dim = 2
+  c.model.g_hidden = (128, 128, 128)
+  c.model.g_tanh = False
+  c.model.d_hidden = (128, 128, 128)
+  c.model.d_pieces = 1
+  c.model.d_input_dropout = 0.0
+  c.model.d_dropout = 0.0
+  c.batch_size = 256
+  c.optim.g_lr = 1e-3
+  c.optim.d_lr = 1e-3
+  c.optim.b1 = 0.5
+  c.num_steps = 5000
+  c.log_every = 100
+  c.eval_every = 1000
+  c.checkpoint_every = 1000
+  c.num_grid = 2000              # generated points per scatter plot
+  variants = variant.split(',') if variant else []
+  for v in variants:
+    if v in ('ring', 'grid'):
+      c.data.name = v
+    elif v == 'smoke':
+      config_base.smoke(c)
+      c.num_grid = 500
+    else:
+      raise ValueError(f'unknown variant {v!r} of experiments/toy2d.py; valid: ring, grid, smoke')
+  return c

@@ -1,0 +1,53 @@
+"""The config schema shared by all experiments; each experiment file edits a copy.
+
+Top-level names are the same for every experiment, so ``--config.num_steps=...``,
+``--config.batch_size=...`` and ``--config.seed=...`` work everywhere.
+"""
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.name = 'base'
+  c.seed = 0
+  c.num_steps = 1000             # train steps (= G updates)
+  c.batch_size = 64              # global batch, split over all devices
+  c.loss = 'ns'                  # key of gan_jax.losses.LOSSES
+  c.n_critic = 1                 # D updates per G update
+  c.ema_decay = 0.999            # EMA of G's params; 0 = off
+
+  c.data = ml_collections.ConfigDict()
+  c.data.source = 'auto'         # auto | idx | tfds | download | toy2d
+  c.data.name = 'mnist'
+  c.data.dir = ''                # '' = $GAN_JAX_DATA_DIR/<name>, then /usr/share/datasets/<name>
+  c.data.tfds_data_dir = ''      # '' = the TFDS default
+  c.data.mirrors = ()            # () = built-in mirrors for source='download'
+
+  c.model = ml_collections.ConfigDict()
+  c.model.name = 'dcgan'         # key of gan_jax.models.MODELS
+  c.model.latent_dim = 100
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.g_lr = 2e-4
+  c.optim.d_lr = 2e-4
+  c.optim.b1 = 0.5
+  c.optim.b2 = 0.999
+
+  c.log_every = 50               # steps between metrics.jsonl / TensorBoard / progress-bar updates
+  c.eval_every = 500             # steps between sample grids
+  c.checkpoint_every = 500       # steps between checkpoints (and one at the end)
+  c.keep_checkpoints = 3
+  c.num_grid = 64                # samples in the fixed-latent grid
+  c.allow_config_change = False  # resume even if the config differs from <workdir>/config.json
+  return c
+
+
+def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Shrinks a config to a seconds-long run for tests."""
+  c.num_steps = 6
+  c.log_every = 2
+  c.eval_every = 3
+  c.checkpoint_every = 3
+  c.num_grid = 16
+  return c

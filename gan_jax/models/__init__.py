@@ -1,0 +1,46 @@
+"""Model registry: one explicit mapping from ``config.model.name`` to a (G, D) builder."""
+
+from typing import Callable, Dict, Tuple
+
+import flax.linen as nn
+import ml_collections
+
+from gan_jax.errors import ConfigError
+from gan_jax.models import dcgan, mlp
+
+
+def _dcgan(cfg, data_shape, bn_axis_name):
+  if tuple(data_shape[:2]) != (28, 28):
+    raise ConfigError(f'config.model.name=dcgan takes 28x28 images, the data has shape '
+                      f'{tuple(data_shape)}; use a 28x28 dataset or another model')
+  dtype = cfg.get('dtype', None)
+  g = dcgan.Generator(channels=data_shape[-1], ngf=cfg.get('ngf', 64), bn_axis_name=bn_axis_name,
+                      dtype=dtype)
+  d = dcgan.Discriminator(ndf=cfg.get('ndf', 64), bn_axis_name=bn_axis_name, dtype=dtype)
+  return g, d
+
+
+def _mlp(cfg, data_shape, bn_axis_name):
+  del bn_axis_name
+  g = mlp.Generator(out_shape=tuple(data_shape), hidden=tuple(cfg.get('g_hidden', (1200, 1200))),
+                    tanh=cfg.get('g_tanh', True))
+  d = mlp.Discriminator(hidden=tuple(cfg.get('d_hidden', (240, 240))),
+                        pieces=cfg.get('d_pieces', 5), input_dropout=cfg.get('d_input_dropout', 0.2),
+                        dropout=cfg.get('d_dropout', 0.5))
+  return g, d
+
+
+MODELS: Dict[str, Callable[..., Tuple[nn.Module, nn.Module]]] = {
+    'dcgan': _dcgan,
+    'mlp': _mlp,
+}
+
+
+def build_models(model_config: ml_collections.ConfigDict, data_shape,
+                 bn_axis_name=None) -> Tuple[nn.Module, nn.Module]:
+  """(generator, discriminator) for ``model_config.name`` and data of shape ``data_shape``."""
+  name = model_config.name
+  if name not in MODELS:
+    raise ConfigError(f'config.model.name={name!r} is not a known model; valid: '
+                      f'{", ".join(sorted(MODELS))}')
+  return MODELS[name](model_config, tuple(data_shape), bn_axis_name)

@@ -1,0 +1,57 @@
+"""DCGAN for 28x28 images (Radford et al., 2016, adapted to MNIST).
+
+The same nets as ``shared/bench/peer_dcgan_torch.py --arch dcgan`` (layer shapes, kernel sizes,
+init), so that speed and quality compare side by side. NHWC throughout.
+
+  G: z[100] -> ConvT 7x7 (256) -> BN, ReLU -> ConvT 4/2 (128) -> BN, ReLU -> ConvT 4/2 (C) -> tanh
+  D: x -> Conv 4/2 (64) -> LReLU .2 -> Conv 4/2 (128) -> BN -> LReLU .2 -> Conv 7x7 -> logit
+"""
+
+from typing import Any, Optional
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from gan_jax.models.layers import UpConv4x4s2, bn_scale_init, dcgan_init
+
+
+class Generator(nn.Module):
+  """``z [B, latent] -> images [B, 28, 28, channels]`` in [-1, 1]."""
+  channels: int = 1
+  ngf: int = 64
+  bn_axis_name: Optional[str] = None  # set for cross-replica BN statistics under pmap
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, z, train: bool = True):
+    bn = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                              scale_init=bn_scale_init, axis_name=self.bn_axis_name,
+                              dtype=self.dtype)
+    # A 7x7 transposed conv on a 1x1 input is exactly a dense layer to 7*7*C.
+    x = nn.Dense(7 * 7 * 4 * self.ngf, use_bias=False, kernel_init=dcgan_init, dtype=self.dtype)(
+        z.reshape(z.shape[0], -1))
+    x = x.reshape(z.shape[0], 7, 7, 4 * self.ngf)
+    x = nn.relu(bn()(x))
+    x = UpConv4x4s2(2 * self.ngf, dtype=self.dtype)(x)
+    x = nn.relu(bn()(x))
+    x = UpConv4x4s2(self.channels, dtype=self.dtype)(x)
+    return jnp.tanh(x.astype(jnp.float32))
+
+
+class Discriminator(nn.Module):
+  """``images [B, 28, 28, C] -> logits [B]``."""
+  ndf: int = 64
+  bn_axis_name: Optional[str] = None
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, x, train: bool = True):
+    conv = lambda f, k, s, p: nn.Conv(f, (k, k), (s, s), padding=((p, p), (p, p)), use_bias=False,
+                                      kernel_init=dcgan_init, dtype=self.dtype)
+    x = nn.leaky_relu(conv(self.ndf, 4, 2, 1)(x), 0.2)
+    x = conv(2 * self.ndf, 4, 2, 1)(x)
+    x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                     scale_init=bn_scale_init, axis_name=self.bn_axis_name, dtype=self.dtype)(x)
+    x = nn.leaky_relu(x, 0.2)
+    x = conv(1, 7, 1, 0)(x)
+    return x.reshape(x.shape[0]).astype(jnp.float32)

@@ -1,0 +1,56 @@
+"""Fully connected GANs.
+
+``Generator``/``Discriminator`` with ``paper=True`` widths are the MNIST nets of Goodfellow et al.
+(2014) (and of ``shared/bench/peer_dcgan_torch.py --arch mlp``):
+
+  G: z[100] -> 1200 ReLU -> 1200 ReLU -> 784 tanh
+  D: dropout .2 -> maxout 240x5 -> dropout .5 -> maxout 240x5 -> dropout .5 -> logit
+
+The same modules with small widths and 2-D outputs serve the toy mixtures.
+"""
+
+import math
+from typing import Sequence, Tuple
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from gan_jax.models.layers import Maxout
+
+
+class Generator(nn.Module):
+  """``z [B, latent] -> x [B, *out_shape]``; tanh output in [-1, 1] when ``tanh``, else linear."""
+  out_shape: Tuple[int, ...] = (28, 28, 1)
+  hidden: Sequence[int] = (1200, 1200)
+  tanh: bool = True
+
+  @nn.compact
+  def __call__(self, z, train: bool = True):
+    del train  # no BN or dropout
+    x = z.reshape(z.shape[0], -1)
+    for h in self.hidden:
+      x = nn.relu(nn.Dense(h)(x))
+    x = nn.Dense(math.prod(self.out_shape))(x)
+    if self.tanh:
+      x = jnp.tanh(x)
+    return x.reshape((z.shape[0],) + tuple(self.out_shape))
+
+
+class Discriminator(nn.Module):
+  """``x [B, ...] -> logits [B]``. Maxout layers when ``pieces > 1``, else LeakyReLU(0.2) layers.
+
+  Dropout needs an rng stream named ``'dropout'`` when ``train``.
+  """
+  hidden: Sequence[int] = (240, 240)
+  pieces: int = 5
+  input_dropout: float = 0.2
+  dropout: float = 0.5
+
+  @nn.compact
+  def __call__(self, x, train: bool = True):
+    x = x.reshape(x.shape[0], -1).astype(jnp.float32)
+    x = nn.Dropout(self.input_dropout, deterministic=not train)(x)
+    for h in self.hidden:
+      x = Maxout(h, self.pieces)(x) if self.pieces > 1 else nn.leaky_relu(nn.Dense(h)(x), 0.2)
+      x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    return nn.Dense(1)(x).reshape(x.shape[0])

@@ -1,0 +1,89 @@
+"""Samples from a trained run.
+
+  python -m gan_jax.sample --workdir runs/mnist --num 10000 --out samples.npz
+  python -m gan_jax.sample --workdir runs/mnist --num 64 --grid samples.png
+
+The npz holds uint8 images ``[N, H, W]`` (``[N, H, W, C]`` for colour) under ``samples``; for
+2-D data it holds float32 points ``[N, 2]``. The EMA generator is used when the run has one
+(``--no-ema`` for the raw G). Latents come from ``--seed``, so a command repeats its output.
+"""
+
+import os
+import sys
+
+import jax
+import numpy as np
+from absl import app, flags
+
+from gan_jax import checkpointing, errors, images, train
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('workdir', None, 'Run directory written by launch.py.')
+flags.DEFINE_integer('num', 10000, 'Number of samples.')
+flags.DEFINE_string('out', None, 'Write samples to this .npz file.')
+flags.DEFINE_string('grid', None, 'Write a PNG grid (or a scatter plot for 2-D data) here.')
+flags.DEFINE_integer('step', None, 'Checkpoint step (default: the latest).')
+flags.DEFINE_integer('seed', 0, 'Seed of the latents.')
+flags.DEFINE_bool('ema', True, 'Use the EMA generator when the run has one.')
+flags.DEFINE_bool('verbose', False, 'Show tracebacks for bad-input errors too.')
+
+
+def _check_out_path(path, flag):
+  parent = os.path.dirname(os.path.abspath(path))
+  if not os.path.isdir(parent):
+    raise errors.UserError(f'--{flag}={path}: directory {parent} does not exist; create it first')
+
+
+def run(workdir, num, out=None, grid=None, step=None, seed=0, use_ema=True):
+  if not workdir:
+    raise errors.UserError('--workdir is required: the run directory written by launch.py')
+  if num <= 0:
+    raise errors.UserError(f'--num={num} must be >= 1')
+  if not out and not grid:
+    raise errors.UserError('nothing to write: pass --out samples.npz and/or --grid samples.png')
+  for path, flag in ((out, 'out'), (grid, 'grid')):
+    if path:
+      _check_out_path(path, flag)
+  config, shape = train.load_run(workdir)
+  ckpt = checkpointing.Checkpoints(os.path.join(workdir, 'checkpoints'))
+  steps_saved = ckpt.all_steps()
+  if not steps_saved:
+    raise errors.UserError(f'--workdir={workdir} has no checkpoint under {workdir}/checkpoints; '
+                           'train it first with launch.py')
+  if step is not None and step not in steps_saved:
+    raise errors.UserError(f'--step={step} has no checkpoint; saved steps: {steps_saved}')
+  exp = train.Experiment(config, data_shape=shape)
+  state = ckpt.restore(exp.abstract_state(), step)
+  ckpt.close()
+  x = exp.sample(state, num, key=jax.random.key(seed), use_ema=use_ema)
+  if out:
+    arr = x.astype(np.float32) if len(shape) == 1 else images.to_uint8(x)
+    if arr.ndim == 4 and arr.shape[-1] == 1:
+      arr = arr[..., 0]
+    np.savez_compressed(out, samples=arr)
+    print(f'wrote {arr.shape} {arr.dtype} samples to {out}')
+  if grid:
+    if len(shape) == 1:
+      real = None
+      from gan_jax import data
+      src = data.load_source(config.data)
+      real = np.asarray(src.draw(src.arrays, jax.random.key(seed), min(num, 5000))['image'])
+      images.scatter_png(real, x, grid, title=f'{config.name}')
+    else:
+      images.save_png(images.grid(x[:num]), grid, scale=2)
+    print(f'wrote a picture of {num} samples to {grid}')
+
+
+def main(argv):
+  del argv
+  try:
+    run(FLAGS.workdir, FLAGS.num, FLAGS.out, FLAGS.grid, FLAGS.step, FLAGS.seed, FLAGS.ema)
+  except errors.UserError as e:
+    if FLAGS.verbose:
+      raise
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == '__main__':
+  app.run(main)

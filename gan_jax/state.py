@@ -1,0 +1,78 @@
+"""GANState: the pair of TrainStates (G and D), their BatchNorm statistics and the EMA of G."""
+
+from typing import Any, Optional
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from flax.training import train_state
+
+from gan_jax.errors import ConfigError
+
+
+class ModelState(train_state.TrainState):
+  """A flax TrainState that also carries the BatchNorm running statistics (``{}`` if none)."""
+  batch_stats: Any = flax.struct.field(default_factory=dict)
+
+
+@flax.struct.dataclass
+class GANState:
+  """Everything a run needs to continue bit for bit.
+
+  Attributes:
+    g, d: generator and discriminator TrainStates (params, optimizer state, BN stats, own step).
+      ``d.step`` counts D updates (``n_critic`` per train step), ``g.step`` counts train steps.
+    ema_params: exponential moving average of ``g.params`` or ``None`` when EMA is off.
+  """
+  g: ModelState
+  d: ModelState
+  ema_params: Optional[Any] = None
+
+  @property
+  def step(self):
+    """Completed train steps (= G updates)."""
+    return self.g.step
+
+
+def _positive(name, value):
+  if not value > 0:
+    raise ConfigError(f'{name}={value!r} must be > 0')
+  return value
+
+
+def make_optimizer(optim: ml_collections.ConfigDict, net: str) -> optax.GradientTransformation:
+  """Adam for ``net`` in {'g', 'd'} with its own learning rate (TTUR: Heusel et al., 2017)."""
+  lr = _positive(f'config.optim.{net}_lr', optim.get(f'{net}_lr', optim.get('lr', 2e-4)))
+  b1, b2 = optim.get('b1', 0.5), optim.get('b2', 0.999)
+  if not (0 <= b1 < 1 and 0 <= b2 < 1):
+    raise ConfigError(f'config.optim.b1={b1!r}, b2={b2!r}: Adam betas must lie in [0, 1)')
+  return optax.adam(lr, b1=b1, b2=b2)
+
+
+def create_state(g_model: nn.Module, d_model: nn.Module, g_tx: optax.GradientTransformation,
+                 d_tx: optax.GradientTransformation, latent_dim: int, data_shape, key: jax.Array,
+                 ema: bool = False) -> GANState:
+  """Initialises both nets (on a batch of 2) and their optimizers. Pure; use under ``jax.jit``
+  or ``jax.eval_shape`` to get the abstract state for a checkpoint restore."""
+  kg, kd, kdrop = jax.random.split(key, 3)
+  g_vars = g_model.init({'params': kg}, jnp.zeros((2, latent_dim)), train=False)
+  d_vars = d_model.init({'params': kd, 'dropout': kdrop}, jnp.zeros((2,) + tuple(data_shape)),
+                        train=False)
+  g = ModelState.create(apply_fn=g_model.apply, params=g_vars['params'], tx=g_tx,
+                        batch_stats=g_vars.get('batch_stats', {}))
+  d = ModelState.create(apply_fn=d_model.apply, params=d_vars['params'], tx=d_tx,
+                        batch_stats=d_vars.get('batch_stats', {}))
+  # Array steps (not Python ints) so every leaf is an array: same pytree before and after a
+  # step, checkpointed like any other leaf.
+  g, d = g.replace(step=jnp.zeros((), jnp.int32)), d.replace(step=jnp.zeros((), jnp.int32))
+  ema_params = jax.tree.map(jnp.copy, g.params) if ema else None
+  return GANState(g=g, d=d, ema_params=ema_params)
+
+
+def generator_variables(state: GANState, use_ema: bool = True):
+  """Variables to sample from G: the EMA params when present (and ``use_ema``), G's BN stats."""
+  params = state.ema_params if (use_ema and state.ema_params is not None) else state.g.params
+  return {'params': params, 'batch_stats': state.g.batch_stats}

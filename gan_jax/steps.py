@@ -1,0 +1,172 @@
+"""Pure train steps: ``(state, batch, rng) -> (new_state, metrics)``.
+
+No Python side effects and no device assumptions: the same functions run under ``jax.jit``
+(optionally with shardings over a device mesh) and under ``jax.pmap``. Under pmap pass
+``axis_name``: gradients and metrics are ``pmean``-ed over it and each device draws its own slice
+of one global latent batch, so a pmap run computes what the single-device run computes. (Build the
+models with ``bn_axis_name`` set to the same name for cross-replica BatchNorm statistics.)
+
+Static options live in a hashable ``StepConfig``; bind it with ``functools.partial`` before
+compiling. Randomness: the caller passes a key for this step (``fold_in(key(seed), step)``); the
+steps split it, so identical inputs give identical outputs.
+"""
+
+import dataclasses
+from typing import Optional, Tuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from gan_jax import losses
+from gan_jax.state import GANState, ModelState
+
+Metrics = dict
+
+
+@dataclasses.dataclass(frozen=True)
+class StepConfig:
+  """Static options of the train step.
+
+  Attributes:
+    loss: name of the objective in ``losses.LOSSES``.
+    n_critic: D updates per G update.
+    latent_dim: size of z ~ N(0, I).
+    ema_decay: decay of the EMA of G's params (0 = off). Warm-up: the decay used at step t is
+      ``min(ema_decay, (1 + t) / (10 + t))`` so early averages are not dominated by the init.
+    axis_name: the pmap axis to reduce over, or None under jit.
+  """
+  loss: str = 'ns'
+  n_critic: int = 1
+  latent_dim: int = 100
+  ema_decay: float = 0.0
+  axis_name: Optional[str] = None
+
+
+def _pmean(tree, axis_name):
+  return tree if axis_name is None else jax.lax.pmean(tree, axis_name)
+
+
+def sample_latents(key, batch_size: int, latent_dim: int, axis_name: Optional[str] = None):
+  """z ~ N(0, I), ``[batch_size, latent_dim]``.
+
+  Under pmap (``axis_name`` set) ``batch_size`` is the per-device batch: every device draws the
+  same global batch from the same key and keeps its own slice, so the run does not depend on the
+  number of devices.
+  """
+  if axis_name is None:
+    return jax.random.normal(key, (batch_size, latent_dim))
+  n = jax.lax.psum(1, axis_name)
+  z = jax.random.normal(key, (n * batch_size, latent_dim))
+  return jax.lax.dynamic_slice_in_dim(z, jax.lax.axis_index(axis_name) * batch_size, batch_size)
+
+
+def _apply(ms: ModelState, params, x, *, train: bool, rng=None):
+  """Runs a net; returns (output, new batch_stats). Dropout draws from ``rng`` when training."""
+  variables = {'params': params, 'batch_stats': ms.batch_stats}
+  rngs = {'dropout': rng} if rng is not None else {}
+  if train and ms.batch_stats:
+    out, updates = ms.apply_fn(variables, x, train=True, rngs=rngs, mutable=['batch_stats'])
+    return out, updates['batch_stats']
+  return ms.apply_fn(variables, x, train=train, rngs=rngs), ms.batch_stats
+
+
+def generate(state: GANState, z, train: bool = False, use_ema: bool = True):
+  """G(z): images in [-1, 1]. Uses the EMA params when present and ``use_ema``."""
+  params = state.ema_params if (use_ema and state.ema_params is not None) else state.g.params
+  out, _ = _apply(state.g, params, z, train=train)
+  return out
+
+
+def d_step(state: GANState, real, rng, cfg: StepConfig = StepConfig()) -> Tuple[GANState, Metrics]:
+  """One discriminator update on ``real`` ``[B, ...]`` against a fresh fake batch.
+
+  G runs in train mode (batch-statistics BN, as in the D update of DCGAN) but its state is left
+  untouched: only ``state.d`` changes.
+  """
+  k_z, k_real, k_fake = jax.random.split(rng, 3)
+  loss = losses.get_loss(cfg.loss)
+  z = sample_latents(k_z, real.shape[0], cfg.latent_dim, cfg.axis_name)
+  fake, _ = _apply(state.g, state.g.params, z, train=True)
+  fake = jax.lax.stop_gradient(fake)
+
+  def loss_fn(params):
+    d = state.d.replace(params=params)
+    real_logits, stats = _apply(d, params, real, train=True, rng=k_real)
+    fake_logits, stats = _apply(d.replace(batch_stats=stats), params, fake, train=True, rng=k_fake)
+    return loss.d(real_logits, fake_logits), (real_logits, fake_logits, stats)
+
+  (loss_d, (real_logits, fake_logits, stats)), grads = jax.value_and_grad(
+      loss_fn, has_aux=True)(state.d.params)
+  grads = _pmean(grads, cfg.axis_name)
+  stats = _pmean(stats, cfg.axis_name)  # identical already when BN is cross-replica
+  d = state.d.apply_gradients(grads=grads).replace(batch_stats=stats)
+  metrics = {
+      'loss_D': loss_d,
+      'D_real': jnp.mean(jax.nn.sigmoid(real_logits)),
+      'D_fake': jnp.mean(jax.nn.sigmoid(fake_logits)),
+      'grad_norm_D': optax.tree.norm(grads),
+  }
+  return state.replace(d=d), _pmean(metrics, cfg.axis_name)
+
+
+def g_step(state: GANState, rng, batch_size: int, cfg: StepConfig = StepConfig(),
+           real=None) -> Tuple[GANState, Metrics]:
+  """One generator update on a fresh latent batch of ``batch_size`` (per device under pmap).
+
+  D runs in train mode but its state is left untouched: only ``state.g`` (and the EMA) change.
+  ``real`` is passed to the G loss for objectives that compare against real logits; plain
+  objectives ignore it.
+  """
+  k_z, k_fake, k_real = jax.random.split(rng, 3)
+  loss = losses.get_loss(cfg.loss)
+  z = sample_latents(k_z, batch_size, cfg.latent_dim, cfg.axis_name)
+  real_logits = None
+  if real is not None:
+    real_logits, _ = _apply(state.d, state.d.params, real, train=True, rng=k_real)
+    real_logits = jax.lax.stop_gradient(real_logits)
+
+  def loss_fn(params):
+    fake, g_stats = _apply(state.g, params, z, train=True)
+    fake_logits, _ = _apply(state.d, state.d.params, fake, train=True, rng=k_fake)
+    return loss.g(real_logits, fake_logits), g_stats
+
+  (loss_g, g_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g.params)
+  grads = _pmean(grads, cfg.axis_name)
+  g = state.g.apply_gradients(grads=grads).replace(batch_stats=_pmean(g_stats, cfg.axis_name))
+  ema_params = state.ema_params
+  if ema_params is not None and cfg.ema_decay > 0:
+    t = state.g.step.astype(jnp.float32)
+    decay = jnp.minimum(cfg.ema_decay, (1.0 + t) / (10.0 + t))
+    ema_params = optax.incremental_update(g.params, ema_params, 1.0 - decay)
+  metrics = {'loss_G': loss_g, 'grad_norm_G': optax.tree.norm(grads)}
+  return state.replace(g=g, ema_params=ema_params), _pmean(metrics, cfg.axis_name)
+
+
+def train_step(state: GANState, reals, rng, cfg: StepConfig = StepConfig()
+               ) -> Tuple[GANState, Metrics]:
+  """``cfg.n_critic`` D steps, then one G step.
+
+  Args:
+    state: the GANState.
+    reals: real images ``[n_critic, B, ...]`` (one batch per D step).
+    rng: this step's key (e.g. ``jax.random.fold_in(jax.random.key(seed), step)``).
+  Returns:
+    (new state, metrics of the last D step and of the G step).
+  """
+  if reals.shape[0] != cfg.n_critic:
+    raise ValueError(f'reals has {reals.shape[0]} batches on its leading axis, expected '
+                     f'n_critic={cfg.n_critic}')
+  d_keys = jax.random.split(jax.random.fold_in(rng, 0), cfg.n_critic)
+  g_key = jax.random.fold_in(rng, 1)
+  if cfg.n_critic == 1:
+    state, d_metrics = d_step(state, reals[0], d_keys[0], cfg)
+  else:
+    def body(s, xs):
+      return d_step(s, xs[0], xs[1], cfg)
+    state, d_metrics = jax.lax.scan(body, state, (reals, d_keys))
+    d_metrics = jax.tree.map(lambda m: m[-1], d_metrics)
+  needs_real = losses.get_loss(cfg.loss).g_uses_real
+  state, g_metrics = g_step(state, g_key, reals.shape[1], cfg,
+                            real=reals[-1] if needs_real else None)
+  return state, {**d_metrics, **g_metrics}

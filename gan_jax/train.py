@@ -1,0 +1,295 @@
+"""The training loop: ``train_and_evaluate(config, workdir)``.
+
+The only module that owns a loop. Each train step is one compiled call that draws its real
+batches from the on-device dataset and its latents from a key derived from ``(seed, step)``,
+so a resumed run repeats the batches of an uninterrupted one exactly. Metrics are fetched from
+the device only every ``log_every`` steps, so dispatch runs ahead of the host.
+"""
+
+import functools
+import json
+import os
+import time
+from typing import Any, Dict, Tuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import logging
+from tqdm import tqdm
+
+from gan_jax import checkpointing, data, images, losses, models, parallel, steps
+from gan_jax.errors import ConfigError, UserError
+from gan_jax.state import GANState, create_state, make_optimizer
+
+# fold_in tags that separate the random streams derived from the seed.
+_INIT, _TRAIN, _GRID = 0, 1, 2
+
+
+def validate_config(config: ml_collections.ConfigDict):
+  """Raises ConfigError (one line naming the value and what is valid) for bad settings."""
+  def check(ok, msg):
+    if not ok:
+      raise ConfigError(msg)
+  for key in ('num_steps', 'batch_size', 'n_critic'):
+    v = config[key]
+    check(isinstance(v, int) and v >= 1, f'config.{key}={v!r} must be an integer >= 1')
+  for key in ('log_every', 'eval_every', 'checkpoint_every', 'keep_checkpoints', 'num_grid'):
+    v = config[key]
+    check(isinstance(v, int) and v >= 1, f'config.{key}={v!r} must be an integer >= 1')
+  check(0.0 <= config.ema_decay < 1.0,
+        f'config.ema_decay={config.ema_decay!r} must lie in [0, 1) (0 turns EMA off)')
+  check(isinstance(config.seed, int) and config.seed >= 0,
+        f'config.seed={config.seed!r} must be an integer >= 0')
+  check(config.model.latent_dim >= 1,
+        f'config.model.latent_dim={config.model.latent_dim!r} must be >= 1')
+  losses.get_loss(config.loss)
+  if config.model.name not in models.MODELS:
+    models.build_models(config.model, (28, 28, 1))  # raises the listing error
+
+
+def step_config(config) -> steps.StepConfig:
+  return steps.StepConfig(loss=config.loss, n_critic=config.n_critic,
+                          latent_dim=config.model.latent_dim, ema_decay=config.ema_decay)
+
+
+class Experiment:
+  """Models, data, mesh and compiled functions for a config: everything but the loop.
+
+  Also what ``gan_jax.sample`` uses to rebuild a run from its workdir.
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict, data_shape=None):
+    """Loads the data unless ``data_shape`` is given (sampling needs only the shape)."""
+    validate_config(config)
+    self.config = config
+    self.mesh = parallel.make_mesh()
+    parallel.check_batch_size(config.batch_size, self.mesh)
+    self.source = data.load_source(config.data) if data_shape is None else None
+    self.data_shape = tuple(self.source.info['shape'] if data_shape is None else data_shape)
+    self.g_model, self.d_model = models.build_models(config.model, self.data_shape)
+    self.cfg = step_config(config)
+    self.root_key = jax.random.key(config.seed)
+    self._replicated = parallel.replicated(self.mesh)
+
+  def _init(self, key):
+    c = self.config
+    return create_state(self.g_model, self.d_model, make_optimizer(c.optim, 'g'),
+                        make_optimizer(c.optim, 'd'), c.model.latent_dim, self.data_shape, key,
+                        ema=c.ema_decay > 0)
+
+  def init_state(self) -> GANState:
+    init = jax.jit(self._init, out_shardings=self._replicated)
+    return init(jax.random.fold_in(self.root_key, _INIT))
+
+  def abstract_state(self):
+    shapes = jax.eval_shape(self._init, jax.random.fold_in(self.root_key, _INIT))
+    return checkpointing.abstract_like(shapes, self._replicated)
+
+  def device_arrays(self):
+    return jax.device_put(self.source.arrays, self._replicated)
+
+  @functools.cached_property
+  def step_fn(self):
+    """Compiled ``(state, arrays) -> (state, metrics)``; batches drawn inside from (seed, step)."""
+    cfg, c, draw = self.cfg, self.config, self.source.draw
+    train_key = jax.random.fold_in(self.root_key, _TRAIN)
+    batch_spec = parallel.batch_sharding(self.mesh, batch_axis=1)
+
+    def fused(state, arrays):
+      key = jax.random.fold_in(train_key, state.step)
+      data_key, step_key = jax.random.split(key)
+      batch = draw(arrays, data_key, cfg.n_critic * c.batch_size)
+      reals = batch['image'].reshape((cfg.n_critic, c.batch_size) + self.data_shape)
+      reals = jax.lax.with_sharding_constraint(reals, batch_spec)
+      return steps.train_step(state, reals, step_key, cfg)
+
+    return jax.jit(fused, donate_argnums=0, out_shardings=(self._replicated, self._replicated))
+
+  @functools.cached_property
+  def generate_fn(self):
+    return jax.jit(steps.generate, static_argnames=('train', 'use_ema'))
+
+  def grid_latents(self, n):
+    return jax.random.normal(jax.random.fold_in(self.root_key, _GRID), (n, self.config.model.latent_dim))
+
+  def sample(self, state, n: int, key=None, use_ema=True, chunk: int = 500) -> np.ndarray:
+    """``n`` generated samples (numpy float32 in [-1, 1] for images), eval-mode G."""
+    key = jax.random.fold_in(self.root_key, 3) if key is None else key
+    out = []
+    for i, start in enumerate(range(0, n, chunk)):
+      z = jax.random.normal(jax.random.fold_in(key, i), (min(chunk, n - start), self.config.model.latent_dim))
+      out.append(np.asarray(self.generate_fn(state, z, use_ema=use_ema)))
+    return np.concatenate(out)
+
+
+def _flat(cfg: Dict[str, Any], prefix='') -> Dict[str, Any]:
+  out = {}
+  for k, v in cfg.items():
+    if isinstance(v, dict):
+      out.update(_flat(v, f'{prefix}{k}.'))
+    else:
+      out[f'{prefix}{k}'] = v
+  return out
+
+
+def _normalise(cfg: Dict[str, Any]):
+  return json.loads(json.dumps(cfg, default=str))
+
+
+def check_config_matches(config, path: str):
+  """Writes ``config.json``, or compares against it on resume."""
+  new = _normalise(config.to_dict())
+  if os.path.exists(path):
+    with open(path) as f:
+      old = json.load(f)
+    a, b = _flat(old), _flat(new)
+    diff = sorted(k for k in set(a) | set(b)
+                  if k != 'allow_config_change' and a.get(k, '<unset>') != b.get(k, '<unset>'))
+    if diff and not config.get('allow_config_change', False):
+      shown = ', '.join(f'{k}: {a.get(k, "<unset>")!r} -> {b.get(k, "<unset>")!r}' for k in diff[:6])
+      raise ConfigError(
+          f'the config differs from {path} in {len(diff)} key(s) ({shown}); use a new --workdir '
+          'or pass --config.allow_config_change=True to resume anyway')
+    if not diff:
+      return
+  _write_json(path, new)
+
+
+def _write_json(path, obj):
+  tmp = path + '.tmp'
+  with open(tmp, 'w') as f:
+    json.dump(_normalise(obj), f, indent=2, sort_keys=True)
+  os.replace(tmp, path)
+
+
+def load_run(workdir: str) -> Tuple[ml_collections.ConfigDict, tuple]:
+  """(config, data shape) of the run in ``workdir``, for sampling and evaluation."""
+  cfg_path = os.path.join(workdir, 'config.json')
+  info_path = os.path.join(workdir, 'data_info.json')
+  for p in (cfg_path, info_path):
+    if not os.path.exists(p):
+      raise UserError(f'--workdir={workdir} holds no run ({p} is missing); pass the workdir of a '
+                      'run started with launch.py')
+  with open(cfg_path) as f:
+    config = ml_collections.ConfigDict(json.load(f))
+  for key in ('g_hidden', 'd_hidden'):
+    if key in config.model:
+      config.model[key] = tuple(config.model[key])
+  with open(info_path) as f:
+    shape = tuple(json.load(f)['shape'])
+  return config, shape
+
+
+def _prepare_workdir(workdir: str):
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise UserError(f'--workdir={workdir} is a file, not a directory; pass a directory path')
+  try:
+    os.makedirs(os.path.join(workdir, 'samples'), exist_ok=True)
+  except OSError as e:
+    raise UserError(f'--workdir={workdir} cannot be created ({e.strerror}); pass a writable '
+                    'directory') from None
+  if not os.access(workdir, os.W_OK):
+    raise UserError(f'--workdir={workdir} is not writable; pass a writable directory')
+
+
+class _Writers:
+  """metrics.jsonl + TensorBoard event files (tensorboardX: no TensorFlow needed)."""
+
+  def __init__(self, workdir):
+    from tensorboardX import SummaryWriter
+    self.jsonl = open(os.path.join(workdir, 'metrics.jsonl'), 'a')
+    self.tb = SummaryWriter(os.path.join(workdir, 'tb'))
+
+  def scalars(self, step, metrics):
+    self.jsonl.write(json.dumps({'step': step, **metrics}) + '\n')
+    self.jsonl.flush()
+    for k, v in metrics.items():
+      self.tb.add_scalar(k, v, step)
+
+  def image(self, step, tag, array):
+    self.tb.add_image(tag, array, step, dataformats='HWC')
+
+  def close(self):
+    self.jsonl.close()
+    self.tb.close()
+
+
+def write_samples(exp: Experiment, state, path: str, step: int) -> np.ndarray:
+  """The fixed-latent picture at ``step``: an image grid, or a 2-D scatter plot vs real data."""
+  n = exp.config.num_grid
+  fake = np.asarray(exp.generate_fn(state, exp.grid_latents(n)))
+  if len(exp.data_shape) == 1:
+    real = jax.device_get(exp.source.draw(exp.source.arrays, jax.random.key(0), n)['image'])
+    return images.scatter_png(real, fake, path, title=f'{exp.config.name} step {step}')
+  pic = images.grid(fake)
+  images.save_png(pic, path, scale=2)
+  return pic
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANState:
+  """Trains (or resumes) the run in ``workdir``; returns the final state."""
+  _prepare_workdir(workdir)
+  validate_config(config)
+  check_config_matches(config, os.path.join(workdir, 'config.json'))
+  exp = Experiment(config)
+  _write_json(os.path.join(workdir, 'data_info.json'),
+              {k: v for k, v in exp.source.info.items() if k in ('name', 'shape', 'num_classes',
+                                                                  'num_examples', 'source')})
+  ckpt = checkpointing.Checkpoints(os.path.join(workdir, 'checkpoints'),
+                                   keep=config.keep_checkpoints, every=config.checkpoint_every)
+  start = ckpt.latest_step()
+  if start is None:
+    state = exp.init_state()
+    start = 0
+  else:
+    state = ckpt.restore(exp.abstract_state(), start)
+    print(f'Resuming {config.name} from step {start} ({workdir}/checkpoints)', flush=True)
+  final_png = os.path.join(workdir, 'samples', 'final.png')
+  if start >= config.num_steps:
+    if not os.path.exists(final_png):
+      write_samples(exp, state, final_png, start)
+    print(f'{config.name}: run already finished at step {start} of {config.num_steps}; '
+          f'nothing to do ({workdir})', flush=True)
+    ckpt.close()
+    return state
+
+  writers = _Writers(workdir)
+  arrays = exp.device_arrays()
+  t0 = time.time()
+  state, metrics = exp.step_fn(state, arrays)  # compile
+  jax.block_until_ready(metrics)
+  compile_s = time.time() - t0
+  step = start + 1
+  logging.info('compiled the train step in %.1fs', compile_s)
+  bar = tqdm(total=config.num_steps, initial=step, desc=config.name, unit='step',
+             dynamic_ncols=True, mininterval=1.0)
+  t_log, s_log = time.time(), step
+  try:
+    while True:
+      if step % config.log_every == 0 or step == config.num_steps:
+        m = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        now = time.time()
+        m['steps_per_s'] = (step - s_log) / max(now - t_log, 1e-9)
+        t_log, s_log = now, step
+        writers.scalars(step, m)
+        bar.set_postfix(loss_D=f'{m["loss_D"]:.3f}', loss_G=f'{m["loss_G"]:.3f}', refresh=False)
+      if step % config.eval_every == 0 or step == config.num_steps:
+        pic = write_samples(exp, state, os.path.join(workdir, 'samples', f'step_{step:07d}.png'), step)
+        writers.image(step, 'samples', pic)
+      if ckpt.should_save(step) or step == config.num_steps:
+        ckpt.save(step, state)
+      if step >= config.num_steps:
+        break
+      state, metrics = exp.step_fn(state, arrays)
+      step += 1
+      bar.update(1)
+  finally:
+    bar.close()
+    writers.close()
+    ckpt.close()
+  pic = write_samples(exp, state, final_png, step)
+  print(f'{config.name}: finished {config.num_steps} steps in {time.time() - t0:.1f}s '
+        f'(compile {compile_s:.1f}s); samples in {final_png}', flush=True)
+  return state

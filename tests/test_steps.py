@@ -1,0 +1,161 @@
+"""Train steps: which params change, hand-computed gradients, determinism, one compile, pmap."""
+
+import functools
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from gan_jax import steps
+from gan_jax.models import dcgan, mlp
+from gan_jax.state import create_state
+
+
+def _linear_state(lr=1.0):
+  """G(z) = w z + b (1-D), D(x) = a x + c: gradients have closed forms. SGD(lr) updates."""
+  g = mlp.Generator(out_shape=(1,), hidden=(), tanh=False)
+  d = mlp.Discriminator(hidden=(), pieces=1, input_dropout=0.0, dropout=0.0)
+  return create_state(g, d, optax.sgd(lr), optax.sgd(lr), 1, (1,), jax.random.key(0), ema=True)
+
+
+def _dcgan_state(ngf=8, ndf=8, bn_axis_name=None):
+  g = dcgan.Generator(ngf=ngf, bn_axis_name=bn_axis_name)
+  d = dcgan.Discriminator(ndf=ndf, bn_axis_name=bn_axis_name)
+  return create_state(g, d, optax.adam(1e-3, 0.5), optax.adam(1e-3, 0.5), 16, (28, 28, 1),
+                      jax.random.key(0), ema=True)
+
+
+DC = steps.StepConfig(latent_dim=16)
+
+
+def _sig(x):
+  return 1 / (1 + np.exp(-np.asarray(x, np.float64)))
+
+
+def test_d_step_gradient_matches_closed_form():
+  state = _linear_state()
+  real = jnp.array([[0.5], [1.5], [-0.3], [2.0]])
+  rng = jax.random.key(7)
+  new, metrics = steps.d_step(state, real, rng, steps.StepConfig(latent_dim=1))
+  w, b = [np.asarray(state.g.params['Dense_0'][k]).ravel()[0] for k in ('kernel', 'bias')]
+  a, c = [np.asarray(state.d.params['Dense_0'][k]).ravel()[0] for k in ('kernel', 'bias')]
+  k_z = jax.random.split(rng, 3)[0]
+  z = np.asarray(jax.random.normal(k_z, (4, 1))).ravel()
+  xr, xf = np.asarray(real).ravel(), w * z + b
+  lr_, lf = a * xr + c, a * xf + c
+  grad_a = np.mean(-(1 - _sig(lr_)) * xr) + np.mean(_sig(lf) * xf)
+  grad_c = np.mean(-(1 - _sig(lr_))) + np.mean(_sig(lf))
+  np.testing.assert_allclose(new.d.params['Dense_0']['kernel'].ravel()[0], a - grad_a, rtol=1e-5)
+  np.testing.assert_allclose(new.d.params['Dense_0']['bias'].ravel()[0], c - grad_c, rtol=1e-5)
+  np.testing.assert_allclose(metrics['loss_D'], -np.mean(np.log(_sig(lr_))) -
+                             np.mean(np.log(1 - _sig(lf))), rtol=1e-5)
+  chex.assert_trees_all_equal(new.g, state.g)  # a D step leaves G alone
+
+
+@pytest.mark.parametrize('loss', ['ns', 'minimax'])
+def test_g_step_gradient_matches_closed_form(loss):
+  state = _linear_state()
+  rng = jax.random.key(3)
+  new, metrics = steps.g_step(state, rng, 5, steps.StepConfig(latent_dim=1, loss=loss))
+  w, b = [np.asarray(state.g.params['Dense_0'][k]).ravel()[0] for k in ('kernel', 'bias')]
+  a, c = [np.asarray(state.d.params['Dense_0'][k]).ravel()[0] for k in ('kernel', 'bias')]
+  z = np.asarray(jax.random.normal(jax.random.split(rng, 3)[0], (5, 1))).ravel()
+  lf = a * (w * z + b) + c
+  # dL/dl: NS -log sig(l) -> -(1 - sig(l)); minimax log(1 - sig(l)) -> -sig(l)
+  dl = -(1 - _sig(lf)) if loss == 'ns' else -_sig(lf)
+  grad_w, grad_b = np.mean(dl * a * z), np.mean(dl * a)
+  np.testing.assert_allclose(new.g.params['Dense_0']['kernel'].ravel()[0], w - grad_w, rtol=1e-5)
+  np.testing.assert_allclose(new.g.params['Dense_0']['bias'].ravel()[0], b - grad_b, rtol=1e-5)
+  chex.assert_trees_all_equal(new.d, state.d)  # a G step leaves D alone
+  assert int(new.g.step) == 1 and int(new.d.step) == 0
+
+
+def test_steps_touch_only_their_own_net_with_batchnorm():
+  state = _dcgan_state()
+  real = jax.random.uniform(jax.random.key(1), (8, 28, 28, 1), minval=-1, maxval=1)
+  after_d, _ = steps.d_step(state, real, jax.random.key(2), DC)
+  chex.assert_trees_all_equal(after_d.g, state.g)
+  chex.assert_trees_all_equal(after_d.ema_params, state.ema_params)
+  changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), after_d.d.params, state.d.params)
+  assert all(jax.tree.leaves(changed))
+  assert any(jax.tree.leaves(jax.tree.map(lambda a, b: bool(jnp.any(a != b)),
+                                          after_d.d.batch_stats, state.d.batch_stats)))
+  after_g, _ = steps.g_step(after_d, jax.random.key(3), 8, DC)
+  chex.assert_trees_all_equal(after_g.d, after_d.d)
+  assert all(jax.tree.leaves(jax.tree.map(lambda a, b: bool(jnp.any(a != b)),
+                                          after_g.g.params, after_d.g.params)))
+
+
+def test_steps_are_deterministic_for_a_fixed_key():
+  state = _dcgan_state()
+  reals = jax.random.uniform(jax.random.key(1), (1, 8, 28, 28, 1), minval=-1, maxval=1)
+  f = jax.jit(functools.partial(steps.train_step, cfg=DC))
+  a, ma = f(state, reals, jax.random.key(5))
+  b, mb = f(state, reals, jax.random.key(5))
+  chex.assert_trees_all_equal((a, ma), (b, mb))
+  c, _ = f(state, reals, jax.random.key(6))
+  assert not np.array_equal(c.g.params['Dense_0']['kernel'], a.g.params['Dense_0']['kernel'])
+
+
+def test_ema_follows_g_with_warmup():
+  state = _linear_state(lr=0.1)
+  cfg = steps.StepConfig(latent_dim=1, ema_decay=0.99)
+  new, _ = steps.g_step(state, jax.random.key(0), 4, cfg)
+  # step 0: decay = min(0.99, 1/10) = 0.1 -> ema = 0.1 * old + 0.9 * new
+  want = jax.tree.map(lambda o, n: 0.1 * o + 0.9 * n, state.ema_params, new.g.params)
+  chex.assert_trees_all_close(new.ema_params, want, rtol=1e-6)
+
+
+def test_n_critic_runs_that_many_d_updates():
+  state = _linear_state(lr=0.01)
+  reals = jnp.ones((3, 4, 1))
+  new, m = jax.jit(functools.partial(steps.train_step, cfg=steps.StepConfig(latent_dim=1, n_critic=3)))(
+      state, reals, jax.random.key(0))
+  assert int(new.d.step) == 3 and int(new.g.step) == 1
+  assert set(m) == {'loss_D', 'loss_G', 'D_real', 'D_fake', 'grad_norm_D', 'grad_norm_G'}
+  with pytest.raises(ValueError, match='n_critic=3'):
+    steps.train_step(state, reals[:2], jax.random.key(0), steps.StepConfig(latent_dim=1, n_critic=3))
+
+
+def test_train_step_compiles_once():
+  state = _linear_state(lr=0.01)
+  traced = chex.assert_max_traces(steps.train_step, n=1)
+  f = jax.jit(functools.partial(traced, cfg=steps.StepConfig(latent_dim=1)), donate_argnums=0)
+  for i in range(5):
+    state, _ = f(state, jnp.full((1, 4, 1), float(i)), jax.random.fold_in(jax.random.key(0), i))
+  assert int(state.g.step) == 5
+
+
+def test_pmap_matches_jit_on_8_devices():
+  """Same global batch: 8-way pmap with pmean'd grads and cross-replica BN == one jit call."""
+  n = jax.local_device_count()
+  assert n == 8, 'conftest sets 8 fake CPU devices'
+  per_dev, k_steps = 2, 3
+  cfg = steps.StepConfig(latent_dim=16, ema_decay=0.9)
+  jit_state = _dcgan_state()
+  pmap_state = jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + x.shape),
+                            _dcgan_state(bn_axis_name='data'))
+  jit_step = jax.jit(functools.partial(steps.train_step, cfg=cfg))
+  pmap_step = jax.pmap(functools.partial(steps.train_step,
+                                         cfg=dataclasses_replace(cfg, axis_name='data')),
+                       axis_name='data', in_axes=(0, 1, None))
+  for i in range(k_steps):
+    reals = jax.random.uniform(jax.random.key(100 + i), (1, n * per_dev, 28, 28, 1), minval=-1,
+                               maxval=1)
+    key = jax.random.key(i)
+    jit_state, jm = jit_step(jit_state, reals, key)
+    pmap_state, pm = pmap_step(pmap_state, reals.reshape(1, n, per_dev, 28, 28, 1), key)
+  first = jax.tree.map(lambda x: x[0], pmap_state)
+  chex.assert_trees_all_close(first.g.params, jit_state.g.params, atol=2e-5)
+  chex.assert_trees_all_close(first.d.params, jit_state.d.params, atol=2e-5)
+  chex.assert_trees_all_close(first.g.batch_stats, jit_state.g.batch_stats, atol=2e-5)
+  chex.assert_trees_all_close(first.ema_params, jit_state.ema_params, atol=2e-5)
+  np.testing.assert_allclose(pm['loss_D'][0], jm['loss_D'], rtol=1e-4)
+
+
+def dataclasses_replace(cfg, **kw):
+  import dataclasses
+  return dataclasses.replace(cfg, **kw)
