@@ -24,42 +24,40 @@ class UpConv4x4s2(nn.Module):
   ``y[o] = sum_{i,k : o = 2i - 1 + k} x[i] W[k]`` per spatial axis.
 
   Why not ``nn.ConvTranspose``: XLA:CPU lowers it to a convolution with lhs dilation, whose
-  weight gradient is ~20x slower than it should be (shared/docs/PERF_NOTES.md). Splitting the
-  output by phase gives four dense 2x2 VALID convolutions on shifted slices of the padded input:
-  per axis, even outputs ``y[2m] = x[m-1] W[3] + x[m] W[1]`` and odd outputs
-  ``y[2m+1] = x[m] W[2] + x[m+1] W[0]``. No multiply-by-zero and no dilation, in either pass.
+  weight gradient is ~20x slower than it should be (shared/docs/PERF_NOTES.md). Here it is the
+  textbook "scatter" form of a transposed conv: one matmul takes every input pixel to all 16
+  kernel taps, ``t = x @ W`` (``[B*H*W, Cin] @ [Cin, 16*Cout]``), then each output phase sums
+  four shifted tap planes (col2im). Per axis, even outputs are ``y[2m] = t[m-1, k=3] + t[m, k=1]``
+  and odd outputs ``y[2m+1] = t[m, k=2] + t[m+1, k=0]``. The FLOPs are exactly those of the
+  transposed conv, and forward, input gradient and weight gradient are each one large matmul.
   """
   features: int
   use_bias: bool = False
   kernel_init: Initializer = dcgan_init
   dtype: Any = None
 
+  # Per output phase: (first tap row in the 1-padded tap grid, kernel index of each of 2 taps).
+  _TAPS = ((0, (3, 1)), (1, (2, 0)))
+
   @nn.compact
   def __call__(self, x):
-    cin = x.shape[-1]
-    kernel = self.param('kernel', self.kernel_init, (4, 4, cin, self.features), jnp.float32)
+    b, h, w, cin = x.shape
+    cout = self.features
+    kernel = self.param('kernel', self.kernel_init, (4, 4, cin, cout), jnp.float32)
     dtype = self.dtype or x.dtype
-    x = x.astype(dtype)
-    kernel = kernel.astype(dtype)
-    b, h, w, _ = x.shape
-    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    # Per axis and output phase: (start offset in the padded input, kernel taps in input order).
-    taps = {0: (0, (3, 1)), 1: (1, (2, 0))}
+    w_flat = kernel.astype(dtype).transpose(2, 0, 1, 3).reshape(cin, 16 * cout)
+    t = jnp.dot(x.astype(dtype).reshape(b * h * w, cin), w_flat).reshape(b, h, w, 4, 4, cout)
+    t = jnp.pad(t, ((0, 0), (1, 1), (1, 1), (0, 0), (0, 0), (0, 0)))
     rows = []
-    for a in (0, 1):
-      ra, ka = taps[a]
+    for ra, ka in self._TAPS:
       cols = []
-      for c in (0, 1):
-        rc, kc = taps[c]
-        k = kernel[jnp.array(ka)][:, jnp.array(kc)]  # [2, 2, cin, cout]
-        patch = xp[:, ra:ra + h + 1, rc:rc + w + 1, :]
-        cols.append(jax.lax.conv_general_dilated(
-            patch, k, (1, 1), 'VALID', dimension_numbers=('NHWC', 'HWIO', 'NHWC')))
-      rows.append(jnp.stack(cols, axis=3))  # [B, H, W, 2(c), Cout]
-    y = jnp.stack(rows, axis=2)  # [B, H, 2(a), W, 2(c), Cout]
-    y = y.reshape(b, 2 * h, 2 * w, self.features)
+      for rc, kc in self._TAPS:
+        cols.append(sum(t[:, ra + i:ra + i + h, rc + j:rc + j + w, ka[i], kc[j]]
+                        for i in range(2) for j in range(2)))
+      rows.append(jnp.stack(cols, axis=3))  # [B, H, W, 2 (col phase), Cout]
+    y = jnp.stack(rows, axis=2).reshape(b, 2 * h, 2 * w, cout)  # interleave the phases
     if self.use_bias:
-      y = y + self.param('bias', nn.initializers.zeros, (self.features,), jnp.float32).astype(dtype)
+      y = y + self.param('bias', nn.initializers.zeros, (cout,), jnp.float32).astype(dtype)
     return y
 
 
