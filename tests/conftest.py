@@ -38,3 +38,25 @@ def subprocess_env(**extra):
   env['PYTHONPATH'] = REPO + os.pathsep + env.get('PYTHONPATH', '')
   env.update(extra)
   return env
+
+
+def write_idx_fixture(directory, n_train=256, n_test=64, seed=0):
+  """Writes gzip IDX files of random 28x28 'digits' (a bright blob whose place encodes the label)
+  so tests that need image data run on machines without the real MNIST."""
+  import gzip
+  import struct
+
+  import numpy as np
+  rng = np.random.RandomState(seed)
+  os.makedirs(directory, exist_ok=True)
+  for split, n in (('train', n_train), ('t10k', n_test)):
+    labels = rng.randint(0, 10, size=n).astype(np.uint8)
+    images = (rng.rand(n, 28, 28) * 40).astype(np.uint8)
+    for i, y in enumerate(labels):
+      r, c = 4 + 2 * (y // 5) * 4, 4 + 4 * (y % 5)
+      images[i, r:r + 6, c:c + 6] = 255
+    with gzip.open(os.path.join(directory, f'{split}-images-idx3-ubyte.gz'), 'wb') as f:
+      f.write(struct.pack('>HBB', 0, 8, 3) + struct.pack('>III', n, 28, 28) + images.tobytes())
+    with gzip.open(os.path.join(directory, f'{split}-labels-idx1-ubyte.gz'), 'wb') as f:
+      f.write(struct.pack('>HBB', 0, 8, 1) + struct.pack('>I', n) + labels.tobytes())
+  return directory

@@ -1,0 +1,68 @@
+"""Every experiment config: loads, has the shared top-level names, variants, overrides, checks."""
+
+import glob
+import importlib.util
+import os
+
+import pytest
+
+from conftest import REPO
+from gan_jax import train
+from gan_jax.errors import ConfigError
+
+CONFIGS = sorted(glob.glob(os.path.join(REPO, 'experiments', '*.py')))
+
+
+def _load(path, variant=''):
+  spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  assert module.__doc__ and 'launch.py' in module.__doc__, f'{path}: docstring must give the command'
+  return module.get_config(variant) if variant else module.get_config()
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=os.path.basename)
+def test_config_is_valid_and_has_smoke_variant(path):
+  c = _load(path)
+  for key in ('num_steps', 'batch_size', 'seed', 'name'):
+    assert key in c, f'{path} lacks config.{key}'
+  train.validate_config(c)
+  s = _load(path, 'smoke')
+  train.validate_config(s)
+  assert s.num_steps <= 10 < c.num_steps
+  with pytest.raises(ValueError, match='unknown variant'):
+    _load(path, 'nonsense')
+
+
+def test_toy2d_variants_choose_the_mixture():
+  path = os.path.join(REPO, 'experiments', 'toy2d.py')
+  assert _load(path).data.name == 'ring'
+  assert _load(path, 'grid').data.name == 'grid'
+  assert _load(path, 'grid,smoke').num_steps <= 10
+
+
+@pytest.mark.parametrize('key,value,match', [
+    ('num_steps', 0, r'config.num_steps=0 must be an integer >= 1'),
+    ('batch_size', -4, r'config.batch_size=-4'),
+    ('n_critic', 0, r'config.n_critic=0'),
+    ('ema_decay', 1.0, r'config.ema_decay=1.0 must lie in \[0, 1\)'),
+    ('loss', 'wgan', r"config.loss='wgan'.*valid: minimax, ns"),
+])
+def test_bad_values_are_named(key, value, match):
+  c = _load(os.path.join(REPO, 'experiments', 'mnist.py'))
+  c[key] = value
+  with pytest.raises(ConfigError, match=match):
+    train.validate_config(c)
+
+
+def test_config_change_is_refused_with_the_differing_keys(tmp_path):
+  c = _load(os.path.join(REPO, 'experiments', 'toy2d.py'))
+  path = str(tmp_path / 'config.json')
+  train.check_config_matches(c, path)
+  train.check_config_matches(c, path)  # same config: fine
+  c.optim.g_lr = 5e-4
+  c.num_steps = 7
+  with pytest.raises(ConfigError, match=r'2 key\(s\).*num_steps: 5000 -> 7.*optim.g_lr'):
+    train.check_config_matches(c, path)
+  c.allow_config_change = True
+  train.check_config_matches(c, path)
