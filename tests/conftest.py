@@ -60,3 +60,16 @@ def write_idx_fixture(directory, n_train=256, n_test=64, seed=0):
     with gzip.open(os.path.join(directory, f'{split}-labels-idx1-ubyte.gz'), 'wb') as f:
       f.write(struct.pack('>HBB', 0, 8, 1) + struct.pack('>I', n) + labels.tobytes())
   return directory
+
+
+def pytest_sessionfinish(session, exitstatus):
+  """With GAN_JAX_FAIL_ON_SKIP=1 (set by .ci/run) a skipped test fails the run: CI has the data,
+  so a skip there means a test silently stopped testing."""
+  if os.environ.get('GAN_JAX_FAIL_ON_SKIP') != '1':
+    return
+  reporter = session.config.pluginmanager.get_plugin('terminalreporter')
+  skipped = reporter.stats.get('skipped', []) if reporter else []
+  if skipped and exitstatus == 0:
+    reporter.write_line(f'GAN_JAX_FAIL_ON_SKIP=1: {len(skipped)} test(s) skipped; failing the run',
+                        red=True)
+    session.exitstatus = 1

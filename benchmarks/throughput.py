@@ -1,0 +1,155 @@
+"""Throughput of our train step against the PyTorch peer, same net, same batch, same run.
+
+  python benchmarks/throughput.py                 # DCGAN, batch 64 and 256
+  python benchmarks/throughput.py --mlp           # the MLP GAN of Goodfellow et al. (2014)
+  python benchmarks/throughput.py --quick         # fewer steps and repeats (< 5 min here)
+
+Ours and the peer (shared/bench/peer_dcgan_torch.py, PyTorch, --threads = our cores) run back
+to back, alternating, ``--repeats`` times; the median is reported. Ours is the full compiled
+train step of launch.py (data drawn on device, D step, G step, EMA), timed after compilation,
+with no per-step host sync. The peer times its own loop after 20 warm-up steps.
+
+Prints a table and one JSON line per configuration (prefixed ``JSON``) with model, batch_size,
+ours/peer steps/s, ratio, compile_s, flops_per_step (XLA cost analysis of the compiled step),
+achieved FLOP/s and the fraction of the matmul roofline measured in the same run.
+"""
+
+import argparse
+import json
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+from gan_jax import train  # noqa: E402
+
+PEER = os.path.join(os.path.dirname(REPO), 'shared', 'bench', 'peer_dcgan_torch.py')
+PEER_WARMUP = 20
+
+
+def load_config(name):
+  import importlib.util
+  path = os.path.join(REPO, 'experiments', f'{name}.py')
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+def matmul_roofline(dtype, n=2048, reps=5):
+  """FLOP/s of a large square matmul: the practical peak of this machine for dense work."""
+  a = jax.random.normal(jax.random.key(0), (n, n)).astype(dtype)
+  f = jax.jit(jnp.dot)
+  f(a, a).block_until_ready()
+  times = []
+  for _ in range(reps):
+    t = time.perf_counter()
+    f(a, a).block_until_ready()
+    times.append(time.perf_counter() - t)
+  return 2 * n ** 3 / min(times)
+
+
+class Ours:
+  def __init__(self, config_name, batch_size, data_dir):
+    c = load_config(config_name)
+    c.batch_size = batch_size
+    c.data.dir = data_dir
+    self.exp = train.Experiment(c)
+    self.arrays = self.exp.device_arrays()
+    self.state = self.exp.init_state()
+    t = time.perf_counter()
+    compiled = self.exp.step_fn.lower(self.state, self.arrays).compile()
+    self.compile_s = time.perf_counter() - t
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    self.flops = float(cost.get('flops', float('nan')))
+    self.state, m = self.exp.step_fn(self.state, self.arrays)  # warm-up (uses the cached compile)
+    jax.block_until_ready(m)
+
+  def steps_per_s(self, n):
+    t = time.perf_counter()
+    for _ in range(n):
+      self.state, m = self.exp.step_fn(self.state, self.arrays)
+    jax.block_until_ready(m)
+    return n / (time.perf_counter() - t)
+
+
+def peer_steps_per_s(arch, batch_size, n, threads):
+  with tempfile.TemporaryDirectory() as tmp:
+    r = subprocess.run(
+        [sys.executable, PEER, '--arch', arch, '--steps', str(PEER_WARMUP + n), '--batch-size',
+         str(batch_size), '--threads', str(threads), '--n-samples', '10', '--log-every', '100000',
+         '--out', os.path.join(tmp, 'peer.npz')], capture_output=True, text=True)
+  if r.returncode:
+    raise RuntimeError(f'peer failed: {r.stderr[-2000:]}')
+  line = [l for l in r.stdout.splitlines() if l.startswith('{')][-1]
+  return json.loads(line)['steps_per_s']
+
+
+def main():
+  ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  ap.add_argument('--mlp', action='store_true', help='benchmark the MLP GAN instead of the DCGAN')
+  ap.add_argument('--batch-sizes', default=None, help='comma list (default: 64,256; --mlp: 64)')
+  ap.add_argument('--repeats', type=int, default=3)
+  ap.add_argument('--steps', type=int, default=None, help='timed steps per repeat at batch 64')
+  ap.add_argument('--quick', action='store_true')
+  ap.add_argument('--no-peer', action='store_true')
+  ap.add_argument('--platform', default=None, help='informational: cpu | gpu | tpu')
+  ap.add_argument('--data-dir', default=os.environ.get('GAN_JAX_DATA_DIR_MNIST', os.path.join(
+      os.path.dirname(REPO), 'shared', 'datasets', 'mnist')))
+  a = ap.parse_args()
+  if a.platform and jax.default_backend() != a.platform:
+    sys.exit(f'error: --platform={a.platform} but JAX runs on {jax.default_backend()}')
+  arch, config_name = ('mlp', 'mnist_mlp') if a.mlp else ('dcgan', 'mnist')
+  sizes = [int(s) for s in (a.batch_sizes or ('64' if a.mlp else '64,256')).split(',')]
+  base_steps = a.steps or (10 if a.quick else 30) * (10 if a.mlp else 1)
+  threads = os.cpu_count() or 1
+  device = jax.devices()[0]
+  print(f'device: {device.platform} {getattr(device, "device_kind", "")} x{jax.device_count()}, '
+        f'host cores {threads}, jax {jax.__version__}')
+  roof32 = matmul_roofline(jnp.float32)
+  roof16 = matmul_roofline(jnp.bfloat16)
+  print(f'roofline (2048^2 matmul): f32 {roof32 / 1e9:.1f} GFLOP/s, bf16 {roof16 / 1e9:.1f} GFLOP/s')
+  results = []
+  for bs in sizes:
+    n = max(3, base_steps * 64 // bs)
+    ours = Ours(config_name, bs, a.data_dir)
+    ours_runs, peer_runs = [], []
+    for _ in range(a.repeats):
+      ours_runs.append(ours.steps_per_s(n))
+      if not a.no_peer:
+        peer_runs.append(peer_steps_per_s(arch, bs, n, threads))
+    o = statistics.median(ours_runs)
+    p = statistics.median(peer_runs) if peer_runs else float('nan')
+    achieved = ours.flops * o
+    row = dict(model=arch, batch_size=bs, platform=device.platform,
+               device=getattr(device, 'device_kind', ''), ours_steps_per_s=round(o, 3),
+               peer_steps_per_s=round(p, 3), ratio=round(o / p, 3), ours_images_per_s=round(o * bs, 1),
+               peer_images_per_s=round(p * bs, 1), compile_s=round(ours.compile_s, 2),
+               flops_per_step=ours.flops, achieved_gflops=round(achieved / 1e9, 2),
+               roofline_gflops_f32=round(roof32 / 1e9, 1), roofline_gflops_bf16=round(roof16 / 1e9, 1),
+               roofline_fraction=round(achieved / roof32, 3),
+               peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+               timed_steps=n, repeats=a.repeats, ours_runs=[round(x, 3) for x in ours_runs],
+               peer_runs=peer_runs)
+    results.append(row)
+    print(f'{arch} batch {bs:4d}: ours {o:7.2f} steps/s ({o * bs:8.1f} img/s)  peer {p:7.2f} steps/s '
+          f'({p * bs:8.1f} img/s)  ratio {o / p:5.2f}  compile {ours.compile_s:5.1f}s  '
+          f'{ours.flops / 1e9:6.2f} GFLOP/step  {achieved / 1e9:6.1f} GFLOP/s '
+          f'({achieved / roof32:5.1%} of f32 roofline)  peak RSS {row["peak_rss_mb"]:.0f} MB', flush=True)
+  for row in results:
+    print('JSON ' + json.dumps(row))
+
+
+if __name__ == '__main__':
+  main()
