@@ -1,33 +1,26 @@
-"""Trains a GAN: ``python launch.py --config=experiments/mnist.py [--workdir=runs/mnist]``."""
+"""Trains a GAN: ``python launch.py --config=experiments/mnist.py [--workdir=runs/mnist]``.
 
-import sys
+Exit codes: 0 done (or stopped cleanly by SIGTERM), 1 internal error or divergence, 2 bad input.
+"""
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from gan_jax import errors, train
+from gan_jax import cli, train
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', 'experiments/toy2d.py', 'Experiment config file.',
                                 lock_config=True)
 flags.DEFINE_string('workdir', None, 'Run directory (default: runs/<config.name>).')
-flags.DEFINE_bool('verbose', False, 'Show tracebacks for bad-input errors too.')
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  config = FLAGS.config
-  workdir = FLAGS.workdir or f'runs/{config.name}'
-  try:
-    train.train_and_evaluate(config, workdir)
-  except errors.UserError as e:
-    if FLAGS.verbose:
-      raise
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
+  config = cli.config_flag(FLAGS)
+  train.train_and_evaluate(config, FLAGS.workdir or f'runs/{config.name}')
 
 
 if __name__ == '__main__':
   logging.set_verbosity(logging.WARNING)
-  app.run(main)
+  cli.run(main)

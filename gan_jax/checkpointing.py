@@ -1,10 +1,26 @@
-"""Orbax checkpoints of the full GANState under ``<workdir>/checkpoints``."""
+"""Orbax checkpoints of the full GANState under ``<workdir>/checkpoints``.
+
+Orbax writes each step into a temporary directory and renames it when complete, so a process
+killed mid-save leaves only a temporary directory, which is ignored. A step directory that is
+damaged later (a truncated or missing file) is detected at restore: the newest *readable* step is
+used, and the damaged newer ones are moved aside to ``<workdir>/checkpoints.corrupt/`` (never
+deleted) so that the run can save those step numbers again.
+"""
 
 import os
-from typing import Optional
+import shutil
+import sys
+import time
+from typing import Optional, Tuple
 
 import jax
 import orbax.checkpoint as ocp
+
+from gan_jax.errors import UserError
+
+
+def _warn(msg):
+  print(f'warning: {msg}', file=sys.stderr, flush=True)
 
 
 class Checkpoints:
@@ -14,22 +30,63 @@ class Checkpoints:
   shardings the state should have now), so a checkpoint saved on one topology restores on another.
   """
 
-  def __init__(self, directory: str, keep: int = 3, every: int = 1000):
+  def __init__(self, directory: str, keep: int = 3, every: int = 1000, create: bool = True):
     self.directory = os.path.abspath(directory)
     self.every = every
-    self.manager = ocp.CheckpointManager(
+    self.keep = keep
+    self._create = create
+    self.manager = self._open()
+
+  def _open(self):
+    return ocp.CheckpointManager(
         self.directory,
-        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+        options=ocp.CheckpointManagerOptions(max_to_keep=self.keep, create=self._create))
 
   def latest_step(self) -> Optional[int]:
     return self.manager.latest_step()
 
   def all_steps(self):
-    return list(self.manager.all_steps())
+    return sorted(self.manager.all_steps())
 
   def restore(self, abstract_state, step: Optional[int] = None):
     step = self.latest_step() if step is None else step
     return self.manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
+
+  def restore_latest_good(self, abstract_state) -> Tuple[Optional[int], object]:
+    """(step, state) of the newest checkpoint that restores, or (None, None) if there is none.
+
+    Unreadable newer steps get a warning naming them and are moved aside once a good step is
+    found. If every step is unreadable, raises UserError and leaves every file where it is.
+    """
+    steps = self.all_steps()
+    bad = []
+    for step in reversed(steps):
+      try:
+        state = self.restore(abstract_state, step)
+      except Exception as e:  # orbax/tensorstore raise many types for damaged files
+        reason = ' '.join(str(e).split())[:200]
+        _warn(f'checkpoint step {step} in {self.directory} is unreadable ({type(e).__name__}: '
+              f'{reason}); trying the previous one')
+        bad.append(step)
+        continue
+      for b in bad:
+        self._quarantine(b)
+      if bad:
+        self.manager.close()
+        self.manager = self._open()
+      return step, state
+    if bad:
+      raise UserError(f'no readable checkpoint in {self.directory} (steps {steps} all failed to '
+                      'restore; nothing was deleted); move that directory away to start afresh')
+    return None, None
+
+  def _quarantine(self, step):
+    src = os.path.join(self.directory, str(step))
+    dst_root = self.directory.rstrip('/') + '.corrupt'
+    os.makedirs(dst_root, exist_ok=True)
+    dst = os.path.join(dst_root, f'{step}-{int(time.time())}')
+    shutil.move(src, dst)
+    _warn(f'moved unreadable checkpoint step {step} to {dst}')
 
   def should_save(self, step: int) -> bool:
     return self.every > 0 and step % self.every == 0

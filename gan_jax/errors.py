@@ -16,3 +16,8 @@ class DataError(UserError):
 
 class ConfigError(UserError):
   """A config value is invalid or inconsistent with the workdir."""
+
+
+class TrainingDiverged(Exception):
+  """A loss or gradient norm became NaN/Inf. Not bad input (exit 1), but not a bug either: the
+  message names the step, the quantity and the last good checkpoint, and nothing was saved."""

@@ -9,13 +9,12 @@ The npz holds uint8 images ``[N, H, W]`` (``[N, H, W, C]`` for colour) under ``s
 """
 
 import os
-import sys
 
 import jax
 import numpy as np
-from absl import app, flags
+from absl import flags
 
-from gan_jax import checkpointing, errors, images, train
+from gan_jax import checkpointing, cli, errors, images, train
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None, 'Run directory written by launch.py.')
@@ -25,7 +24,6 @@ flags.DEFINE_string('grid', None, 'Write a PNG grid (or a scatter plot for 2-D d
 flags.DEFINE_integer('step', None, 'Checkpoint step (default: the latest).')
 flags.DEFINE_integer('seed', 0, 'Seed of the latents.')
 flags.DEFINE_bool('ema', True, 'Use the EMA generator when the run has one.')
-flags.DEFINE_bool('verbose', False, 'Show tracebacks for bad-input errors too.')
 
 
 def _check_out_path(path, flag):
@@ -45,7 +43,7 @@ def run(workdir, num, out=None, grid=None, step=None, seed=0, use_ema=True):
     if path:
       _check_out_path(path, flag)
   config, shape = train.load_run(workdir)
-  ckpt = checkpointing.Checkpoints(os.path.join(workdir, 'checkpoints'))
+  ckpt = checkpointing.Checkpoints(os.path.join(workdir, 'checkpoints'), create=False)
   steps_saved = ckpt.all_steps()
   if not steps_saved:
     raise errors.UserError(f'--workdir={workdir} has no checkpoint under {workdir}/checkpoints; '
@@ -75,15 +73,10 @@ def run(workdir, num, out=None, grid=None, step=None, seed=0, use_ema=True):
 
 
 def main(argv):
-  del argv
-  try:
-    run(FLAGS.workdir, FLAGS.num, FLAGS.out, FLAGS.grid, FLAGS.step, FLAGS.seed, FLAGS.ema)
-  except errors.UserError as e:
-    if FLAGS.verbose:
-      raise
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
+  if len(argv) > 1:
+    raise errors.UserError(f'unexpected arguments {argv[1:]}; see --help')
+  run(FLAGS.workdir, FLAGS.num, FLAGS.out, FLAGS.grid, FLAGS.step, FLAGS.seed, FLAGS.ema)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

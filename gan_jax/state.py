@@ -10,7 +10,6 @@ import ml_collections
 import optax
 from flax.training import train_state
 
-from gan_jax.errors import ConfigError
 
 
 class ModelState(train_state.TrainState):
@@ -37,19 +36,10 @@ class GANState:
     return self.g.step
 
 
-def _positive(name, value):
-  if not value > 0:
-    raise ConfigError(f'{name}={value!r} must be > 0')
-  return value
-
-
 def make_optimizer(optim: ml_collections.ConfigDict, net: str) -> optax.GradientTransformation:
-  """Adam for ``net`` in {'g', 'd'} with its own learning rate (TTUR: Heusel et al., 2017)."""
-  lr = _positive(f'config.optim.{net}_lr', optim.get(f'{net}_lr', optim.get('lr', 2e-4)))
-  b1, b2 = optim.get('b1', 0.5), optim.get('b2', 0.999)
-  if not (0 <= b1 < 1 and 0 <= b2 < 1):
-    raise ConfigError(f'config.optim.b1={b1!r}, b2={b2!r}: Adam betas must lie in [0, 1)')
-  return optax.adam(lr, b1=b1, b2=b2)
+  """Adam for ``net`` in {'g', 'd'} with its own learning rate (TTUR: Heusel et al., 2017).
+  Values are validated by ``train.validate_config``."""
+  return optax.adam(optim[f'{net}_lr'], b1=optim.b1, b2=optim.b2)
 
 
 def create_state(g_model: nn.Module, d_model: nn.Module, g_tx: optax.GradientTransformation,

@@ -9,6 +9,10 @@ the device only every ``log_every`` steps, so dispatch runs ahead of the host.
 import functools
 import json
 import os
+import signal
+import socket
+import sys
+import threading
 import time
 from typing import Any, Dict, Tuple
 
@@ -16,15 +20,16 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from absl import logging
 from tqdm import tqdm
 
 from gan_jax import checkpointing, data, images, losses, models, parallel, steps
-from gan_jax.errors import ConfigError, UserError
+from gan_jax.errors import ConfigError, TrainingDiverged, UserError
 from gan_jax.state import GANState, create_state, make_optimizer
 
 # fold_in tags that separate the random streams derived from the seed.
 _INIT, _TRAIN, _GRID = 0, 1, 2
+# Metrics watched for NaN/Inf on the device.
+HEALTH_KEYS = ('loss_D', 'loss_G', 'grad_norm_D', 'grad_norm_G')
 
 
 def validate_config(config: ml_collections.ConfigDict):
@@ -44,6 +49,14 @@ def validate_config(config: ml_collections.ConfigDict):
         f'config.seed={config.seed!r} must be an integer >= 0')
   check(config.model.latent_dim >= 1,
         f'config.model.latent_dim={config.model.latent_dim!r} must be >= 1')
+  for net in ('g', 'd'):
+    lr = config.optim.get(f'{net}_lr')
+    check(isinstance(lr, (int, float)) and lr > 0,
+          f'config.optim.{net}_lr={lr!r} must be a learning rate > 0')
+  for b in ('b1', 'b2'):
+    v = config.optim.get(b)
+    check(isinstance(v, (int, float)) and 0 <= v < 1,
+          f'config.optim.{b}={v!r} must lie in [0, 1) (an Adam beta)')
   losses.get_loss(config.loss)
   if config.model.name not in models.MODELS:
     models.build_models(config.model, (28, 28, 1))  # raises the listing error
@@ -92,20 +105,34 @@ class Experiment:
 
   @functools.cached_property
   def step_fn(self):
-    """Compiled ``(state, arrays) -> (state, metrics)``; batches drawn inside from (seed, step)."""
+    """Compiled ``(state, arrays, health) -> (state, metrics, health)``.
+
+    Batches are drawn inside from ``(seed, step)``. ``health`` is an int32 ``[2]`` device array,
+    ``[first non-finite step or -1, bitmask over HEALTH_KEYS]``: a cheap on-device NaN/Inf
+    watch that the host reads only at log and checkpoint steps.
+    """
     cfg, c, draw = self.cfg, self.config, self.source.draw
     train_key = jax.random.fold_in(self.root_key, _TRAIN)
     batch_spec = parallel.batch_sharding(self.mesh, batch_axis=1)
 
-    def fused(state, arrays):
+    def fused(state, arrays, health):
       key = jax.random.fold_in(train_key, state.step)
       data_key, step_key = jax.random.split(key)
       batch = draw(arrays, data_key, cfg.n_critic * c.batch_size)
       reals = batch['image'].reshape((cfg.n_critic, c.batch_size) + self.data_shape)
       reals = jax.lax.with_sharding_constraint(reals, batch_spec)
-      return steps.train_step(state, reals, step_key, cfg)
+      state, metrics = steps.train_step(state, reals, step_key, cfg)
+      bad = jnp.stack([~jnp.isfinite(metrics[k]) for k in HEALTH_KEYS])
+      mask = jnp.sum(bad.astype(jnp.int32) << jnp.arange(len(HEALTH_KEYS)))
+      first = (health[0] < 0) & (mask > 0)
+      health = jnp.where(first, jnp.stack([state.step, mask]), health)
+      return state, metrics, health
 
-    return jax.jit(fused, donate_argnums=0, out_shardings=(self._replicated, self._replicated))
+    return jax.jit(fused, donate_argnums=(0, 2),
+                   out_shardings=(self._replicated, self._replicated, self._replicated))
+
+  def new_health(self):
+    return jax.device_put(jnp.array([-1, 0], jnp.int32), self._replicated)
 
   @functools.cached_property
   def generate_fn(self):
@@ -138,23 +165,24 @@ def _normalise(cfg: Dict[str, Any]):
   return json.loads(json.dumps(cfg, default=str))
 
 
-def check_config_matches(config, path: str):
-  """Writes ``config.json``, or compares against it on resume."""
+def check_config_matches(config, path: str) -> bool:
+  """Compares ``config`` with the run's ``config.json`` (read-only). Returns whether the file
+  must be (re)written. Raises ConfigError naming the differing keys unless
+  ``config.allow_config_change``."""
   new = _normalise(config.to_dict())
-  if os.path.exists(path):
-    with open(path) as f:
-      old = json.load(f)
-    a, b = _flat(old), _flat(new)
-    diff = sorted(k for k in set(a) | set(b)
-                  if k != 'allow_config_change' and a.get(k, '<unset>') != b.get(k, '<unset>'))
-    if diff and not config.get('allow_config_change', False):
-      shown = ', '.join(f'{k}: {a.get(k, "<unset>")!r} -> {b.get(k, "<unset>")!r}' for k in diff[:6])
-      raise ConfigError(
-          f'the config differs from {path} in {len(diff)} key(s) ({shown}); use a new --workdir '
-          'or pass --config.allow_config_change=True to resume anyway')
-    if not diff:
-      return
-  _write_json(path, new)
+  if not os.path.exists(path):
+    return True
+  with open(path) as f:
+    old = json.load(f)
+  a, b = _flat(old), _flat(new)
+  diff = sorted(k for k in set(a) | set(b)
+                if k != 'allow_config_change' and a.get(k, '<unset>') != b.get(k, '<unset>'))
+  if diff and not config.get('allow_config_change', False):
+    shown = ', '.join(f'{k}: {a.get(k, "<unset>")!r} -> {b.get(k, "<unset>")!r}' for k in diff[:6])
+    raise ConfigError(
+        f'the config differs from {path} in {len(diff)} key(s) ({shown}); use a new --workdir '
+        'or pass --config.allow_config_change=True to resume anyway')
+  return bool(diff)
 
 
 def _write_json(path, obj):
@@ -182,16 +210,73 @@ def load_run(workdir: str) -> Tuple[ml_collections.ConfigDict, tuple]:
   return config, shape
 
 
-def _prepare_workdir(workdir: str):
+def _check_workdir(workdir: str):
+  """Refuses a workdir that is a file or cannot be written, before anything is written."""
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise UserError(f'--workdir={workdir} is a file, not a directory; pass a directory path')
+  parent = workdir
+  while not os.path.exists(parent):
+    parent = os.path.dirname(os.path.abspath(parent))
+  if not os.access(parent, os.W_OK) or not os.path.isdir(parent):
+    raise UserError(f'--workdir={workdir} is not writable ({parent} does not allow writing); '
+                    'pass a writable directory')
+
+
+def _make_workdir(workdir: str):
   try:
     os.makedirs(os.path.join(workdir, 'samples'), exist_ok=True)
   except OSError as e:
     raise UserError(f'--workdir={workdir} cannot be created ({e.strerror}); pass a writable '
                     'directory') from None
-  if not os.access(workdir, os.W_OK):
-    raise UserError(f'--workdir={workdir} is not writable; pass a writable directory')
+
+
+class WorkdirLock:
+  """One workdir, one job: ``<workdir>/lock`` holds the owner's pid.
+
+  A live owner makes a second launch fail with its pid; a lock left by a dead process (kill -9,
+  a crashed node) is taken over with a warning.
+  """
+
+  def __init__(self, workdir: str):
+    self.path = os.path.join(workdir, 'lock')
+    self.held = False
+
+  @staticmethod
+  def _alive(pid: int) -> bool:
+    try:
+      os.kill(pid, 0)
+    except ProcessLookupError:
+      return False
+    except PermissionError:
+      return True
+    return True
+
+  def acquire(self):
+    me = os.getpid()
+    try:
+      fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+      try:
+        pid = int(open(self.path).read().split()[0])
+      except (OSError, ValueError, IndexError):
+        pid = -1
+      if pid > 0 and pid != me and self._alive(pid):
+        raise UserError(f'{os.path.dirname(self.path)} is in use by a live job (pid {pid}); wait '
+                        'for it to finish or pass another --workdir') from None
+      print(f'warning: taking over the stale lock {self.path} of pid {pid}, which is not running',
+            file=sys.stderr, flush=True)
+      fd = os.open(self.path, os.O_CREAT | os.O_TRUNC | os.O_WRONLY)
+    with os.fdopen(fd, 'w') as f:
+      f.write(f'{me} {socket.gethostname()}\n')
+    self.held = True
+
+  def release(self):
+    if self.held:
+      try:
+        os.remove(self.path)
+      except FileNotFoundError:
+        pass
+      self.held = False
 
 
 class _Writers:
@@ -228,23 +313,74 @@ def write_samples(exp: Experiment, state, path: str, step: int) -> np.ndarray:
   return pic
 
 
+class _StopSignals:
+  """Turns SIGTERM (cluster preemption) and SIGINT into a flag the loop checks after each step."""
+
+  def __init__(self):
+    self.received = None
+    self._old = {}
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      for sig in (signal.SIGTERM, signal.SIGINT):
+        self._old[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    del frame
+    self.received = signal.Signals(signum).name
+
+  def __exit__(self, *exc):
+    for sig, handler in self._old.items():
+      signal.signal(sig, handler)
+
+
+def _check_health(health, ckpt, step_hint):
+  first, mask = (int(v) for v in jax.device_get(health))
+  if first < 0:
+    return
+  which = [k for i, k in enumerate(HEALTH_KEYS) if mask >> i & 1]
+  good = [s for s in ckpt.all_steps() if s < first]
+  last = (f'step {good[-1]} in {ckpt.directory}' if good else 'none')
+  raise TrainingDiverged(
+      f'non-finite {", ".join(which)} at step {first} (noticed at step {step_hint}); stopped '
+      f'without saving the poisoned state; last good checkpoint: {last}')
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANState:
-  """Trains (or resumes) the run in ``workdir``; returns the final state."""
-  _prepare_workdir(workdir)
+  """Trains (or resumes) the run in ``workdir``; returns the final state.
+
+  Everything that can be wrong with the input (config values, workdir, data) is checked before
+  anything is written. SIGTERM saves a checkpoint at the current step and returns.
+  """
   validate_config(config)
-  check_config_matches(config, os.path.join(workdir, 'config.json'))
-  exp = Experiment(config)
-  _write_json(os.path.join(workdir, 'data_info.json'),
-              {k: v for k, v in exp.source.info.items() if k in ('name', 'shape', 'num_classes',
-                                                                  'num_examples', 'source')})
+  _check_workdir(workdir)
+  config_path = os.path.join(workdir, 'config.json')
+  write_config = check_config_matches(config, config_path)
+  exp = Experiment(config)  # loads and validates the data, builds the models
+  _make_workdir(workdir)
+  lock = WorkdirLock(workdir)
+  lock.acquire()
+  try:
+    if write_config:
+      _write_json(config_path, config.to_dict())
+    _write_json(os.path.join(workdir, 'data_info.json'),
+                {k: v for k, v in exp.source.info.items()
+                 if k in ('name', 'shape', 'num_classes', 'num_examples', 'source')})
+    with _StopSignals() as signals:
+      return _train(exp, workdir, signals)
+  finally:
+    lock.release()
+
+
+def _train(exp: Experiment, workdir: str, signals: '_StopSignals') -> GANState:
+  config = exp.config
   ckpt = checkpointing.Checkpoints(os.path.join(workdir, 'checkpoints'),
                                    keep=config.keep_checkpoints, every=config.checkpoint_every)
-  start = ckpt.latest_step()
+  start, state = ckpt.restore_latest_good(exp.abstract_state())
   if start is None:
-    state = exp.init_state()
-    start = 0
+    state, start = exp.init_state(), 0
   else:
-    state = ckpt.restore(exp.abstract_state(), start)
     print(f'Resuming {config.name} from step {start} ({workdir}/checkpoints)', flush=True)
   final_png = os.path.join(workdir, 'samples', 'final.png')
   if start >= config.num_steps:
@@ -256,40 +392,51 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
     return state
 
   writers = _Writers(workdir)
-  arrays = exp.device_arrays()
+  arrays, health = exp.device_arrays(), exp.new_health()
   t0 = time.time()
-  state, metrics = exp.step_fn(state, arrays)  # compile
+  state, metrics, health = exp.step_fn(state, arrays, health)  # compiles
   jax.block_until_ready(metrics)
   compile_s = time.time() - t0
   step = start + 1
-  logging.info('compiled the train step in %.1fs', compile_s)
   bar = tqdm(total=config.num_steps, initial=step, desc=config.name, unit='step',
              dynamic_ncols=True, mininterval=1.0)
   t_log, s_log = time.time(), step
+  stopped = None
   try:
     while True:
-      if step % config.log_every == 0 or step == config.num_steps:
+      last = step >= config.num_steps
+      if step % config.log_every == 0 or last:
+        _check_health(health, ckpt, step)
         m = {k: float(v) for k, v in jax.device_get(metrics).items()}
         now = time.time()
         m['steps_per_s'] = (step - s_log) / max(now - t_log, 1e-9)
         t_log, s_log = now, step
         writers.scalars(step, m)
         bar.set_postfix(loss_D=f'{m["loss_D"]:.3f}', loss_G=f'{m["loss_G"]:.3f}', refresh=False)
-      if step % config.eval_every == 0 or step == config.num_steps:
-        pic = write_samples(exp, state, os.path.join(workdir, 'samples', f'step_{step:07d}.png'), step)
+      if step % config.eval_every == 0 or last:
+        pic = write_samples(exp, state, os.path.join(workdir, 'samples', f'step_{step:07d}.png'),
+                            step)
         writers.image(step, 'samples', pic)
-      if ckpt.should_save(step) or step == config.num_steps:
+      if ckpt.should_save(step) or last or signals.received:
+        _check_health(health, ckpt, step)
         ckpt.save(step, state)
-      if step >= config.num_steps:
+      if signals.received:
+        stopped = signals.received
         break
-      state, metrics = exp.step_fn(state, arrays)
+      if last:
+        break
+      state, metrics, health = exp.step_fn(state, arrays, health)
       step += 1
       bar.update(1)
   finally:
     bar.close()
     writers.close()
     ckpt.close()
-  pic = write_samples(exp, state, final_png, step)
+  if stopped:
+    print(f'{config.name}: received {stopped} at step {step}; saved a checkpoint at step {step} '
+          f'and stopped. Relaunch the same command to continue.', flush=True)
+    return state
+  write_samples(exp, state, final_png, step)
   print(f'{config.name}: finished {config.num_steps} steps in {time.time() - t0:.1f}s '
         f'(compile {compile_s:.1f}s); samples in {final_png}', flush=True)
   return state

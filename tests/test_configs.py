@@ -58,8 +58,9 @@ def test_bad_values_are_named(key, value, match):
 def test_config_change_is_refused_with_the_differing_keys(tmp_path):
   c = _load(os.path.join(REPO, 'experiments', 'toy2d.py'))
   path = str(tmp_path / 'config.json')
-  train.check_config_matches(c, path)
-  train.check_config_matches(c, path)  # same config: fine
+  assert train.check_config_matches(c, path)  # no file yet: must be written
+  train._write_json(path, c.to_dict())
+  assert not train.check_config_matches(c, path)  # same config: fine, nothing to write
   c.optim.g_lr = 5e-4
   c.num_steps = 7
   with pytest.raises(ConfigError, match=r'2 key\(s\).*num_steps: 5000 -> 7.*optim.g_lr'):

@@ -1,0 +1,74 @@
+"""Exit-code policy shared by the command-line entry points.
+
+0: success, or a clean stop on SIGTERM/SIGINT (a checkpoint was saved).
+1: an internal error (traceback), or a diverged run (one line naming step and checkpoint).
+2: bad input: a flag, a config value, a path or a data file; one line on stderr, no traceback
+   unless ``--verbose``.
+"""
+
+import re
+import sys
+
+from absl import app, flags
+
+from gan_jax import errors
+
+flags.DEFINE_bool('verbose', False, 'Show tracebacks for bad-input errors too.')
+
+
+def _one_line(e) -> str:
+  return ' '.join(str(e).split())
+
+
+def _flag_error_line(e: Exception, argv) -> str:
+  """One line for a flag that failed to parse, without the traceback text config_flags embeds."""
+  msg = _one_line(e).strip('\'"')
+  if 'Traceback' in msg:  # an exception raised inside a config file's get_config()
+    msg = re.split(r'Traceback \(most recent call last\):', msg)[0] + re.findall(
+        r'\w+Error: (.*)$', msg)[-1]
+  if isinstance(e, (AttributeError, KeyError)):  # an override of a key the config lacks
+    overrides = [a[2:].split('=')[0] for a in argv[1:] if a.startswith('--config.')]
+    key = next((o for o in overrides if o.split('.')[-1] in msg), 'config.<key>')
+    hint = re.findall(r'Did you mean "([\w.]+)"', msg)
+    msg = (f'--{key}: the config has no such key' +
+           (f'; did you mean {hint[0]!r}?' if hint else '; see the experiment file for valid keys'))
+  return msg
+
+
+def _parse_flags(argv):
+  try:
+    return flags.FLAGS(argv)
+  except (flags.Error, AttributeError, KeyError, ValueError, TypeError) as e:
+    print(f'error: {_flag_error_line(e, argv)}', file=sys.stderr)
+    sys.exit(2)
+
+
+def config_flag(flag_values, name='config'):
+  """The parsed config; a config file that cannot be loaded is bad input (exit 2)."""
+  try:
+    config = getattr(flag_values, name)
+    config.keys()  # config_flags loads lazily: make a missing file fail here
+    return config
+  except OSError as e:
+    path = flag_values[name].config_filename if hasattr(flag_values[name], 'config_filename') else ''
+    raise errors.UserError(f'--{name}={path}: cannot load the config file '
+                           f'({_one_line(e).split("Attempted")[0].strip()}); pass an existing '
+                           'experiments/*.py file') from None
+
+
+def run(main):
+  """``absl.app.run(main)`` with our exit codes for bad input and divergence."""
+
+  def wrapped(argv):
+    try:
+      return main(argv)
+    except errors.UserError as e:
+      if flags.FLAGS.verbose:
+        raise
+      print(f'error: {_one_line(e)}', file=sys.stderr)
+      sys.exit(2)
+    except errors.TrainingDiverged as e:
+      print(f'error: {_one_line(e)}', file=sys.stderr)
+      sys.exit(1)
+
+  app.run(wrapped, flags_parser=_parse_flags)
