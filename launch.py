@@ -3,7 +3,7 @@
 Exit codes: 0 done (or stopped cleanly by SIGTERM), 1 internal error or divergence, 2 bad input.
 """
 
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
 from gan_jax import cli, train
@@ -22,5 +22,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  logging.set_verbosity(logging.WARNING)
   cli.run(main)

@@ -9,7 +9,7 @@
 import re
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from gan_jax import errors
 
@@ -60,6 +60,8 @@ def run(main):
   """``absl.app.run(main)`` with our exit codes for bad input and divergence."""
 
   def wrapped(argv):
+    if not flags.FLAGS['verbosity'].present:
+      logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
     try:
       return main(argv)
     except errors.UserError as e:

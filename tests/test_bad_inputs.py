@@ -1,0 +1,156 @@
+"""Bad input gets one line on stderr naming the bad value, exit code 2, and nothing written.
+
+Every case runs the real command line in a subprocess, as a user would.
+"""
+
+import gzip
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO, subprocess_env, write_idx_fixture
+
+TOY = '--config=experiments/toy2d.py:smoke'
+MNIST = '--config=experiments/mnist.py:smoke'
+
+
+def _idx(path, array):
+  array = np.asarray(array, np.uint8)
+  header = struct.pack('>HBB', 0, 8, array.ndim) + struct.pack('>' + 'I' * array.ndim, *array.shape)
+  with gzip.open(path, 'wb') as f:
+    f.write(header + array.tobytes())
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+  """Good and broken IDX folders."""
+  root = tmp_path_factory.mktemp('data')
+  good = write_idx_fixture(str(root / 'good'), n_train=32, n_test=8)
+  dirs = {'good': good}
+  for name in ('magic', 'truncated', 'mismatch', 'shape32'):
+    dirs[name] = str(root / name)
+    shutil.copytree(good, dirs[name])
+  with gzip.open(os.path.join(dirs['magic'], 'train-images-idx3-ubyte.gz'), 'wb') as f:
+    f.write(b'\x12\x34\x08\x03' + b'\x00' * 64)
+  path = os.path.join(dirs['truncated'], 'train-images-idx3-ubyte.gz')
+  raw = open(path, 'rb').read()
+  open(path, 'wb').write(raw[:len(raw) // 2])
+  _idx(os.path.join(dirs['mismatch'], 'train-labels-idx1-ubyte.gz'), np.zeros(20))
+  _idx(os.path.join(dirs['shape32'], 'train-images-idx3-ubyte.gz'), np.zeros((32, 32, 32)))
+  return dirs
+
+
+def _file(tmp):
+  path = os.path.join(tmp, 'a_file')
+  open(path, 'w').write('x')
+  return path
+
+
+def _unwritable(tmp):
+  # Root may write anywhere chmod forbids, but not into sysfs.
+  if os.geteuid() == 0:
+    return '/sys/gan_jax_test_run'
+  os.chmod(tmp, 0o500)
+  return os.path.join(tmp, 'run')
+
+
+def _changed_config_run(tmp):
+  """A workdir whose config.json was written by a toy2d run with num_steps=6."""
+  wd = os.path.join(tmp, 'old')
+  os.makedirs(wd)
+  sys.path.insert(0, os.path.join(REPO, 'experiments'))
+  import toy2d  # pylint: disable=import-outside-toplevel
+  sys.path.pop(0)
+  cfg = toy2d.get_config('smoke').to_dict()
+  cfg['optim']['g_lr'] = 0.123
+  json.dump(json.loads(json.dumps(cfg, default=str)), open(os.path.join(wd, 'config.json'), 'w'))
+  json.dump({'name': 'ring', 'shape': [2]}, open(os.path.join(wd, 'data_info.json'), 'w'))
+  return wd
+
+
+# (id, launch.py arguments or ('sample', arguments), substring of the one-line message)
+CASES = [
+    ('unknown_key', [TOY, '--config.num_stepz=3'], '--config.num_stepz: the config has no such key'),
+    ('unknown_nested_key', [TOY, '--config.optim.lrr=1'], '--config.optim.lrr'),
+    ('wrong_type_int', [TOY, '--config.num_steps=abc'], "--config.num_steps=abc"),
+    ('wrong_type_float_for_int', [TOY, '--config.batch_size=1.5'], '--config.batch_size=1.5'),
+    ('wrong_type_float', [TOY, '--config.optim.g_lr=fast'], '--config.optim.g_lr=fast'),
+    ('zero_lr', [TOY, '--config.optim.g_lr=0'], 'config.optim.g_lr=0'),
+    ('negative_lr', [TOY, '--config.optim.d_lr=-0.001'], 'config.optim.d_lr=-0.001'),
+    ('zero_batch', [TOY, '--config.batch_size=0'], 'config.batch_size=0 must be an integer >= 1'),
+    ('negative_batch', [TOY, '--config.batch_size=-8'], 'config.batch_size=-8'),
+    ('zero_steps', [TOY, '--config.num_steps=0'], 'config.num_steps=0'),
+    ('negative_steps', [TOY, '--config.num_steps=-5'], 'config.num_steps=-5'),
+    ('unknown_loss', [TOY, '--config.loss=wgan'], "config.loss='wgan' is not a known objective; valid: minimax, ns"),
+    ('unknown_model', [TOY, '--config.model.name=resnet'], "config.model.name='resnet' is not a known model; valid: dcgan, mlp"),
+    ('unknown_toy_dataset', [TOY, '--config.data.name=spiral'], "spiral"),
+    ('unknown_source', [TOY, '--config.data.source=web'], "config.data.source='web'"),
+    ('n_critic_zero', [TOY, '--config.n_critic=0'], 'config.n_critic=0'),
+    ('ema_one', [TOY, '--config.ema_decay=1.0'], 'config.ema_decay=1.0 must lie in [0, 1)'),
+    ('ema_negative', [TOY, '--config.ema_decay=-0.1'], 'config.ema_decay=-0.1'),
+    ('adam_beta', [TOY, '--config.optim.b1=1.5'], 'config.optim.b1=1.5 must lie in [0, 1)'),
+    ('negative_seed', [TOY, '--config.seed=-1'], 'config.seed=-1'),
+    ('zero_log_every', [TOY, '--config.log_every=0'], 'config.log_every=0'),
+    ('batch_not_divisible', [TOY, '--config.batch_size=12', 'DEVICES=8'],
+     'config.batch_size=12 is not divisible by the 8 devices; use a multiple of 8, e.g. 8 or 16'),
+    ('missing_config_file', ['--config=experiments/nope.py'], 'cannot load the config file'),
+    ('unknown_variant', ['--config=experiments/toy2d.py:bogus'], "unknown variant 'bogus'"),
+    ('changed_config', [TOY, 'WORKDIR=changed'], 'optim.g_lr: 0.123 -> 0.001'),
+    ('missing_data_dir', [MNIST, '--config.data.source=idx', '--config.data.dir=/nonexistent/mnist'],
+     '/nonexistent/mnist'),
+    ('idx_bad_magic', [MNIST, '--config.data.source=idx', 'DATA=magic'], 'magic'),
+    ('idx_truncated_gz', [MNIST, '--config.data.source=idx', 'DATA=truncated'], 'train-images-idx3-ubyte.gz'),
+    ('idx_label_count_mismatch', [MNIST, '--config.data.source=idx', 'DATA=mismatch'], '20'),
+    ('image_shape_model_cannot_take', [MNIST, '--config.data.source=idx', 'DATA=shape32'],
+     'config.model.name=dcgan takes 28x28 images, the data has shape (32, 32, 1)'),
+    ('tfds_unknown_name', [MNIST, '--config.data.source=tfds', '--config.data.name=mnistt'], 'mnistt'),
+    ('workdir_is_a_file', [TOY, 'WORKDIR=file'], 'is a file, not a directory'),
+    ('workdir_not_writable', [TOY, 'WORKDIR=unwritable'], 'pass a writable directory'),
+    ('sample_missing_checkpoint', ('sample', ['WORKDIR=changed', '--out=x.npz']), 'has no checkpoint'),
+    ('sample_missing_run', ('sample', ['--out=x.npz']), 'holds no run'),
+    ('sample_num_zero', ('sample', ['--num=0', '--out=x.npz']), '--num=0 must be >= 1'),
+    ('sample_num_negative', ('sample', ['--num=-3', '--out=x.npz']), '--num=-3 must be >= 1'),
+    ('sample_out_in_missing_dir', ('sample', ['--out=/nonexistent_dir/x.npz']), '/nonexistent_dir does not exist'),
+    ('sample_unknown_flag', ('sample', ['--nmu=3']), 'nmu'),
+]
+
+
+@pytest.mark.parametrize('case,args,match', CASES, ids=[c[0] for c in CASES])
+def test_bad_input_gets_one_line_and_exit_2(case, args, match, data, tmp_path):
+  del case
+  tool, args = args if isinstance(args, tuple) else ('launch', args)
+  env = subprocess_env()
+  workdir = str(tmp_path / 'run')
+  argv = []
+  for a in args:
+    if a.startswith('DEVICES='):
+      env['XLA_FLAGS'] = f'--xla_force_host_platform_device_count={a[8:]}'
+    elif a.startswith('DATA='):
+      argv.append(f'--config.data.dir={data[a[5:]]}')
+    elif a.startswith('WORKDIR='):
+      workdir = {'changed': _changed_config_run, 'file': _file,
+                 'unwritable': _unwritable}[a[8:]](str(tmp_path))
+    else:
+      argv.append(a)
+  before = {p: open(p, 'rb').read() for p in _files(tmp_path)}
+  cmd = ['launch.py'] if tool == 'launch' else ['-m', 'gan_jax.sample']
+  r = subprocess.run([sys.executable] + cmd + [f'--workdir={workdir}'] + argv, cwd=str(tmp_path)
+                     if tool == 'sample' else REPO, env=env, text=True, capture_output=True,
+                     timeout=300)
+  lines = r.stderr.strip().splitlines()
+  assert r.returncode == 2, r.stderr[-3000:]
+  assert len(lines) == 1 and lines[0].startswith('error: '), r.stderr[-3000:]
+  assert match in lines[0], lines[0]
+  assert 'Traceback' not in r.stderr
+  after = {p: open(p, 'rb').read() for p in _files(tmp_path)}
+  assert after == before  # nothing written or overwritten
+
+
+def _files(root):
+  return sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs)
