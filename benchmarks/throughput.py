@@ -66,20 +66,20 @@ class Ours:
     c.data.dir = data_dir
     self.exp = train.Experiment(c)
     self.arrays = self.exp.device_arrays()
-    self.state = self.exp.init_state()
+    self.state, self.health = self.exp.init_state(), self.exp.new_health()
     t = time.perf_counter()
-    compiled = self.exp.step_fn.lower(self.state, self.arrays).compile()
+    compiled = self.exp.step_fn.lower(self.state, self.arrays, self.health).compile()
     self.compile_s = time.perf_counter() - t
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     self.flops = float(cost.get('flops', float('nan')))
-    self.state, m = self.exp.step_fn(self.state, self.arrays)  # warm-up (uses the cached compile)
+    self.state, m, self.health = self.exp.step_fn(self.state, self.arrays, self.health)  # warm-up
     jax.block_until_ready(m)
 
   def steps_per_s(self, n):
     t = time.perf_counter()
     for _ in range(n):
-      self.state, m = self.exp.step_fn(self.state, self.arrays)
+      self.state, m, self.health = self.exp.step_fn(self.state, self.arrays, self.health)
     jax.block_until_ready(m)
     return n / (time.perf_counter() - t)
 

@@ -17,6 +17,17 @@ def base_config() -> ml_collections.ConfigDict:
   c.n_critic = 1                 # D updates per G update
   c.ema_decay = 0.999            # EMA of G's params; 0 = off
 
+  # Regularisers and tricks (gan_jax/penalties.py, gan_jax/steps.py).
+  c.penalty = 'none'             # none | gp | gp_one_sided | r1 | r2 | dragan ('none' + loss
+                                 # 'wgan_gp' still applies the GP)
+  c.penalty_weight = 10.0        # lambda for GP/DRAGAN, gamma for R1/R2
+  c.penalty_every = 1            # lazy regularisation: every k D steps, scaled by k
+  c.weight_clip = 0.0            # WGAN weight clipping c (0 = off; loss 'wgan' defaults to 0.01)
+  c.label_smoothing = 0.0        # one-sided: real targets 1 - alpha (minimax/ns)
+  c.instance_noise = 0.0         # std of noise on D's inputs...
+  c.instance_noise_steps = 0     # ...annealed to 0 over this many steps (0 = constant)
+  c.feature_matching = False     # G matches D's feature means (Salimans et al., 2016)
+
   c.data = ml_collections.ConfigDict()
   c.data.source = 'auto'         # auto | idx | tfds | download | toy2d
   c.data.name = 'mnist'
@@ -27,12 +38,16 @@ def base_config() -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict()
   c.model.name = 'dcgan'         # key of gan_jax.models.MODELS
   c.model.latent_dim = 100
+  c.model.spectral_norm = False  # spectral normalisation of D's layers
+  c.model.minibatch_std = False  # minibatch-stddev feature in D (a mode-collapse aid)
 
   c.optim = ml_collections.ConfigDict()
   c.optim.g_lr = 2e-4
   c.optim.d_lr = 2e-4
   c.optim.b1 = 0.5
   c.optim.b2 = 0.999
+  c.optim.schedule = 'constant'  # constant | linear (to 0 at the end) | cosine
+  c.optim.warmup_steps = 0
 
   c.log_every = 50               # steps between metrics.jsonl / TensorBoard / progress-bar updates
   c.eval_every = 500             # steps between sample grids

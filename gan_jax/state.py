@@ -36,10 +36,27 @@ class GANState:
     return self.g.step
 
 
-def make_optimizer(optim: ml_collections.ConfigDict, net: str) -> optax.GradientTransformation:
-  """Adam for ``net`` in {'g', 'd'} with its own learning rate (TTUR: Heusel et al., 2017).
+SCHEDULES = ('constant', 'linear', 'cosine')
+
+
+def make_optimizer(optim: ml_collections.ConfigDict, net: str,
+                   total_updates: int = 0) -> optax.GradientTransformation:
+  """Adam for ``net`` in {'g', 'd'} with its own learning rate (TTUR: Heusel et al., 2017) and
+  an optax schedule over ``total_updates`` of that net (D makes ``n_critic`` per train step).
   Values are validated by ``train.validate_config``."""
-  return optax.adam(optim[f'{net}_lr'], b1=optim.b1, b2=optim.b2)
+  lr = optim[f'{net}_lr']
+  kind = optim.get('schedule', 'constant')
+  warmup = optim.get('warmup_steps', 0)
+  decay = max(total_updates - warmup, 1)
+  if kind == 'linear':
+    schedule = optax.linear_schedule(lr, 0.0, decay)
+  elif kind == 'cosine':
+    schedule = optax.cosine_decay_schedule(lr, decay)
+  else:
+    schedule = optax.constant_schedule(lr)
+  if warmup:
+    schedule = optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), schedule], [warmup])
+  return optax.adam(schedule, b1=optim.b1, b2=optim.b2)
 
 
 def create_state(g_model: nn.Module, d_model: nn.Module, g_tx: optax.GradientTransformation,

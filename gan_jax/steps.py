@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gan_jax import losses
+from gan_jax import losses, penalties
 from gan_jax.state import GANState, ModelState
 
 Metrics = dict
@@ -35,12 +35,34 @@ class StepConfig:
     ema_decay: decay of the EMA of G's params (0 = off). Warm-up: the decay used at step t is
       ``min(ema_decay, (1 + t) / (10 + t))`` so early averages are not dominated by the init.
     axis_name: the pmap axis to reduce over, or None under jit.
+    penalty: D regulariser in ``penalties.PENALTIES`` ('none', 'gp', 'gp_one_sided', 'r1', 'r2',
+      'dragan'), weighted by ``penalty_weight`` (lambda for GP/DRAGAN, gamma for R1/R2) and
+      applied every ``penalty_every`` D steps, scaled by that factor (lazy regularisation).
+    weight_clip: WGAN weight clipping of D's params to [-c, c] after each update (0 = off).
+    label_smoothing: one-sided label smoothing (Salimans et al., 2016): real targets 1 - alpha
+      in the D loss (BCE objectives only).
+    instance_noise: std of Gaussian noise added to every D input (real and fake; Sønderby et al.,
+      2017), annealed linearly to 0 over ``instance_noise_steps`` train steps (0 = constant).
+    feature_matching: G minimises ||E f(x) - E f(G(z))||^2 over D's last feature layer instead
+      of the objective's G loss (Salimans et al., 2016).
   """
   loss: str = 'ns'
   n_critic: int = 1
   latent_dim: int = 100
   ema_decay: float = 0.0
   axis_name: Optional[str] = None
+  penalty: str = 'none'
+  penalty_weight: float = 10.0
+  penalty_every: int = 1
+  weight_clip: float = 0.0
+  label_smoothing: float = 0.0
+  instance_noise: float = 0.0
+  instance_noise_steps: int = 0
+  feature_matching: bool = False
+
+  @property
+  def g_needs_real(self) -> bool:
+    return self.feature_matching or losses.get_loss(self.loss).g_uses_real
 
 
 def _pmean(tree, axis_name):
@@ -61,14 +83,44 @@ def sample_latents(key, batch_size: int, latent_dim: int, axis_name: Optional[st
   return jax.lax.dynamic_slice_in_dim(z, jax.lax.axis_index(axis_name) * batch_size, batch_size)
 
 
-def _apply(ms: ModelState, params, x, *, train: bool, rng=None):
-  """Runs a net; returns (output, new batch_stats). Dropout draws from ``rng`` when training."""
+def _apply(ms: ModelState, params, x, *, train: bool, rng=None, **kwargs):
+  """Runs a net; returns (output, new batch_stats). Dropout draws from ``rng`` when training.
+
+  ``batch_stats`` holds BatchNorm statistics and spectral-norm power-iteration vectors.
+  """
   variables = {'params': params, 'batch_stats': ms.batch_stats}
   rngs = {'dropout': rng} if rng is not None else {}
   if train and ms.batch_stats:
-    out, updates = ms.apply_fn(variables, x, train=True, rngs=rngs, mutable=['batch_stats'])
+    out, updates = ms.apply_fn(variables, x, train=True, rngs=rngs, mutable=['batch_stats'],
+                               **kwargs)
     return out, updates['batch_stats']
-  return ms.apply_fn(variables, x, train=train, rngs=rngs), ms.batch_stats
+  return ms.apply_fn(variables, x, train=train, rngs=rngs, **kwargs), ms.batch_stats
+
+
+def noise_std(cfg: 'StepConfig', step):
+  """Instance-noise std at train step ``step``: linear decay from ``cfg.instance_noise`` to 0."""
+  if cfg.instance_noise <= 0:
+    return 0.0
+  if cfg.instance_noise_steps <= 0:
+    return cfg.instance_noise
+  frac = jnp.clip(1.0 - step.astype(jnp.float32) / cfg.instance_noise_steps, 0.0, 1.0)
+  return cfg.instance_noise * frac
+
+
+def _add_noise(x, std, key):
+  if isinstance(std, float) and std == 0.0:
+    return x
+  return x + std * jax.random.normal(key, x.shape, x.dtype)
+
+
+def _d_loss(cfg: 'StepConfig', loss: losses.GANLoss, real_logits, fake_logits):
+  if cfg.label_smoothing > 0:
+    if cfg.loss not in ('minimax', 'ns'):
+      raise ValueError(f'label_smoothing applies to the BCE objectives minimax/ns, not {cfg.loss!r}')
+    # One-sided: only the real targets move (Salimans et al., 2016, section 3.4).
+    return (jnp.mean(optax.sigmoid_binary_cross_entropy(real_logits, 1.0 - cfg.label_smoothing))
+            + jnp.mean(optax.sigmoid_binary_cross_entropy(fake_logits, 0.0)))
+  return loss.d(real_logits, fake_logits)
 
 
 def generate(state: GANState, z, train: bool = False, use_ema: bool = True):
@@ -84,28 +136,47 @@ def d_step(state: GANState, real, rng, cfg: StepConfig = StepConfig()) -> Tuple[
   G runs in train mode (batch-statistics BN, as in the D update of DCGAN) but its state is left
   untouched: only ``state.d`` changes.
   """
-  k_z, k_real, k_fake = jax.random.split(rng, 3)
+  k_z, k_real, k_fake, k_noise, k_pen = jax.random.split(rng, 5)
   loss = losses.get_loss(cfg.loss)
   z = sample_latents(k_z, real.shape[0], cfg.latent_dim, cfg.axis_name)
   fake, _ = _apply(state.g, state.g.params, z, train=True)
   fake = jax.lax.stop_gradient(fake)
+  sigma = noise_std(cfg, state.g.step)
+  k_nr, k_nf = jax.random.split(k_noise)
+  real_in, fake_in = _add_noise(real, sigma, k_nr), _add_noise(fake, sigma, k_nf)
 
   def loss_fn(params):
     d = state.d.replace(params=params)
-    real_logits, stats = _apply(d, params, real, train=True, rng=k_real)
-    fake_logits, stats = _apply(d.replace(batch_stats=stats), params, fake, train=True, rng=k_fake)
-    return loss.d(real_logits, fake_logits), (real_logits, fake_logits, stats)
+    real_logits, stats = _apply(d, params, real_in, train=True, rng=k_real)
+    fake_logits, stats = _apply(d.replace(batch_stats=stats), params, fake_in, train=True,
+                                rng=k_fake)
+    total = _d_loss(cfg, loss, real_logits, fake_logits)
+    pen = jnp.zeros((), jnp.float32)
+    penalty_fn = penalties.get_penalty(cfg.penalty)
+    if cfg.penalty != 'none':
+      d_fn = lambda x: _apply(d.replace(batch_stats=stats), params, x, train=True, rng=k_real)[0]
+      if cfg.penalty_every > 1:  # lazy: skip the double-backward on most steps
+        pen = jax.lax.cond(state.d.step % cfg.penalty_every == 0,
+                           lambda: cfg.penalty_every * penalty_fn(d_fn, real_in, fake_in, k_pen,
+                                                                  cfg.penalty_weight),
+                           lambda: jnp.zeros((), jnp.float32))
+      else:
+        pen = penalty_fn(d_fn, real_in, fake_in, k_pen, cfg.penalty_weight)
+    return total + pen, (total, pen, real_logits, fake_logits, stats)
 
-  (loss_d, (real_logits, fake_logits, stats)), grads = jax.value_and_grad(
+  (_, (loss_d, pen, real_logits, fake_logits, stats)), grads = jax.value_and_grad(
       loss_fn, has_aux=True)(state.d.params)
   grads = _pmean(grads, cfg.axis_name)
   stats = _pmean(stats, cfg.axis_name)  # identical already when BN is cross-replica
   d = state.d.apply_gradients(grads=grads).replace(batch_stats=stats)
+  if cfg.weight_clip > 0:
+    d = d.replace(params=penalties.clip_weights(d.params, cfg.weight_clip))
   metrics = {
       'loss_D': loss_d,
       'D_real': jnp.mean(jax.nn.sigmoid(real_logits)),
       'D_fake': jnp.mean(jax.nn.sigmoid(fake_logits)),
       'grad_norm_D': optax.tree.norm(grads),
+      'penalty': pen,
   }
   return state.replace(d=d), _pmean(metrics, cfg.axis_name)
 
@@ -118,16 +189,27 @@ def g_step(state: GANState, rng, batch_size: int, cfg: StepConfig = StepConfig()
   ``real`` is passed to the G loss for objectives that compare against real logits; plain
   objectives ignore it.
   """
-  k_z, k_fake, k_real = jax.random.split(rng, 3)
+  k_z, k_fake, k_real, k_noise = jax.random.split(rng, 4)
   loss = losses.get_loss(cfg.loss)
   z = sample_latents(k_z, batch_size, cfg.latent_dim, cfg.axis_name)
-  real_logits = None
+  sigma = noise_std(cfg, state.g.step)
+  k_nr, k_nf = jax.random.split(k_noise)
+  real_logits = real_features = None
   if real is not None:
-    real_logits, _ = _apply(state.d, state.d.params, real, train=True, rng=k_real)
+    out, _ = _apply(state.d, state.d.params, _add_noise(real, sigma, k_nr), train=True, rng=k_real,
+                    return_features=cfg.feature_matching)
+    real_logits, real_features = out if cfg.feature_matching else (out, None)
     real_logits = jax.lax.stop_gradient(real_logits)
 
   def loss_fn(params):
     fake, g_stats = _apply(state.g, params, z, train=True)
+    fake = _add_noise(fake, sigma, k_nf)
+    if cfg.feature_matching:
+      (_, fake_features), _ = _apply(state.d, state.d.params, fake, train=True, rng=k_fake,
+                                     return_features=True)
+      # ||E f(x) - E f(G(z))||^2 with the real mean as a fixed target.
+      target = jax.lax.stop_gradient(_pmean(jnp.mean(real_features, 0), cfg.axis_name))
+      return jnp.sum(jnp.square(target - jnp.mean(fake_features, 0))), g_stats
     fake_logits, _ = _apply(state.d, state.d.params, fake, train=True, rng=k_fake)
     return loss.g(real_logits, fake_logits), g_stats
 
@@ -166,7 +248,6 @@ def train_step(state: GANState, reals, rng, cfg: StepConfig = StepConfig()
       return d_step(s, xs[0], xs[1], cfg)
     state, d_metrics = jax.lax.scan(body, state, (reals, d_keys))
     d_metrics = jax.tree.map(lambda m: m[-1], d_metrics)
-  needs_real = losses.get_loss(cfg.loss).g_uses_real
   state, g_metrics = g_step(state, g_key, reals.shape[1], cfg,
-                            real=reals[-1] if needs_real else None)
+                            real=reals[-1] if cfg.g_needs_real else None)
   return state, {**d_metrics, **g_metrics}

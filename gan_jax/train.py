@@ -22,9 +22,9 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from gan_jax import checkpointing, data, images, losses, models, parallel, steps
+from gan_jax import checkpointing, data, images, losses, models, parallel, penalties, steps
 from gan_jax.errors import ConfigError, TrainingDiverged, UserError
-from gan_jax.state import GANState, create_state, make_optimizer
+from gan_jax.state import SCHEDULES, GANState, create_state, make_optimizer
 
 # fold_in tags that separate the random streams derived from the seed.
 _INIT, _TRAIN, _GRID = 0, 1, 2
@@ -58,13 +58,38 @@ def validate_config(config: ml_collections.ConfigDict):
     check(isinstance(v, (int, float)) and 0 <= v < 1,
           f'config.optim.{b}={v!r} must lie in [0, 1) (an Adam beta)')
   losses.get_loss(config.loss)
+  penalties.get_penalty(config.penalty)
+  check(isinstance(config.penalty_every, int) and config.penalty_every >= 1,
+        f'config.penalty_every={config.penalty_every!r} must be an integer >= 1')
+  check(config.penalty_weight >= 0, f'config.penalty_weight={config.penalty_weight!r} must be >= 0')
+  check(config.weight_clip >= 0, f'config.weight_clip={config.weight_clip!r} must be >= 0 (0 = off)')
+  check(0 <= config.label_smoothing < 0.5,
+        f'config.label_smoothing={config.label_smoothing!r} must lie in [0, 0.5)')
+  check(config.label_smoothing == 0 or config.loss in ('minimax', 'ns'),
+        f'config.label_smoothing={config.label_smoothing!r} applies to the BCE objectives '
+        f'minimax and ns, not config.loss={config.loss!r}')
+  check(config.instance_noise >= 0,
+        f'config.instance_noise={config.instance_noise!r} must be >= 0 (0 = off)')
+  check(config.optim.get('schedule', 'constant') in SCHEDULES,
+        f'config.optim.schedule={config.optim.get("schedule")!r} is not a schedule; valid: '
+        f'{", ".join(SCHEDULES)}')
   if config.model.name not in models.MODELS:
     models.build_models(config.model, (28, 28, 1))  # raises the listing error
 
 
 def step_config(config) -> steps.StepConfig:
-  return steps.StepConfig(loss=config.loss, n_critic=config.n_critic,
-                          latent_dim=config.model.latent_dim, ema_decay=config.ema_decay)
+  """The static step options. An objective implies its regulariser when none is chosen:
+  'wgan_gp' the gradient penalty, 'wgan' weight clipping at 0.01."""
+  penalty = config.penalty if config.penalty != 'none' else losses.PENALTY_FOR_LOSS.get(
+      config.loss, 'none')
+  clip = config.weight_clip or (0.01 if config.loss == 'wgan' else 0.0)
+  return steps.StepConfig(
+      loss=config.loss, n_critic=config.n_critic, latent_dim=config.model.latent_dim,
+      ema_decay=config.ema_decay, penalty=penalty, penalty_weight=config.penalty_weight,
+      penalty_every=config.penalty_every, weight_clip=clip,
+      label_smoothing=config.label_smoothing, instance_noise=config.instance_noise,
+      instance_noise_steps=config.instance_noise_steps,
+      feature_matching=config.feature_matching)
 
 
 class Experiment:
@@ -88,9 +113,9 @@ class Experiment:
 
   def _init(self, key):
     c = self.config
-    return create_state(self.g_model, self.d_model, make_optimizer(c.optim, 'g'),
-                        make_optimizer(c.optim, 'd'), c.model.latent_dim, self.data_shape, key,
-                        ema=c.ema_decay > 0)
+    return create_state(self.g_model, self.d_model, make_optimizer(c.optim, 'g', c.num_steps),
+                        make_optimizer(c.optim, 'd', c.num_steps * c.n_critic),
+                        c.model.latent_dim, self.data_shape, key, ema=c.ema_decay > 0)
 
   def init_state(self) -> GANState:
     init = jax.jit(self._init, out_shardings=self._replicated)

@@ -87,7 +87,7 @@ CASES = [
     ('negative_batch', [TOY, '--config.batch_size=-8'], 'config.batch_size=-8'),
     ('zero_steps', [TOY, '--config.num_steps=0'], 'config.num_steps=0'),
     ('negative_steps', [TOY, '--config.num_steps=-5'], 'config.num_steps=-5'),
-    ('unknown_loss', [TOY, '--config.loss=wgan'], "config.loss='wgan' is not a known objective; valid: minimax, ns"),
+    ('unknown_loss', [TOY, '--config.loss=wgann'], "config.loss='wgann' is not a known objective; valid: hinge, lsgan, minimax, ns, ragan, rsgan, wgan, wgan_gp"),
     ('unknown_model', [TOY, '--config.model.name=resnet'], "config.model.name='resnet' is not a known model; valid: dcgan, mlp"),
     ('unknown_toy_dataset', [TOY, '--config.data.name=spiral'], "spiral"),
     ('unknown_source', [TOY, '--config.data.source=web'], "config.data.source='web'"),

@@ -46,7 +46,7 @@ def test_toy2d_variants_choose_the_mixture():
     ('batch_size', -4, r'config.batch_size=-4'),
     ('n_critic', 0, r'config.n_critic=0'),
     ('ema_decay', 1.0, r'config.ema_decay=1.0 must lie in \[0, 1\)'),
-    ('loss', 'wgan', r"config.loss='wgan'.*valid: minimax, ns"),
+    ('loss', 'wgann', r"config.loss='wgann'.*valid: hinge, lsgan, minimax, ns, ragan, rsgan, wgan, wgan_gp"),
 ])
 def test_bad_values_are_named(key, value, match):
   c = _load(os.path.join(REPO, 'experiments', 'mnist.py'))

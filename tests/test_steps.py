@@ -115,7 +115,7 @@ def test_n_critic_runs_that_many_d_updates():
   new, m = jax.jit(functools.partial(steps.train_step, cfg=steps.StepConfig(latent_dim=1, n_critic=3)))(
       state, reals, jax.random.key(0))
   assert int(new.d.step) == 3 and int(new.g.step) == 1
-  assert set(m) == {'loss_D', 'loss_G', 'D_real', 'D_fake', 'grad_norm_D', 'grad_norm_G'}
+  assert set(m) == {'loss_D', 'loss_G', 'D_real', 'D_fake', 'grad_norm_D', 'grad_norm_G', 'penalty'}
   with pytest.raises(ValueError, match='n_critic=3'):
     steps.train_step(state, reals[:2], jax.random.key(0), steps.StepConfig(latent_dim=1, n_critic=3))
 

@@ -16,7 +16,9 @@ def _dcgan(cfg, data_shape, bn_axis_name):
   dtype = cfg.get('dtype', None)
   g = dcgan.Generator(channels=data_shape[-1], ngf=cfg.get('ngf', 64), bn_axis_name=bn_axis_name,
                       dtype=dtype)
-  d = dcgan.Discriminator(ndf=cfg.get('ndf', 64), bn_axis_name=bn_axis_name, dtype=dtype)
+  d = dcgan.Discriminator(ndf=cfg.get('ndf', 64), bn_axis_name=bn_axis_name, dtype=dtype,
+                          spectral_norm=cfg.get('spectral_norm', False),
+                          minibatch_std=cfg.get('minibatch_std', False))
   return g, d
 
 
@@ -26,7 +28,9 @@ def _mlp(cfg, data_shape, bn_axis_name):
                     tanh=cfg.get('g_tanh', True))
   d = mlp.Discriminator(hidden=tuple(cfg.get('d_hidden', (240, 240))),
                         pieces=cfg.get('d_pieces', 5), input_dropout=cfg.get('d_input_dropout', 0.2),
-                        dropout=cfg.get('d_dropout', 0.5))
+                        dropout=cfg.get('d_dropout', 0.5),
+                        spectral_norm=cfg.get('spectral_norm', False),
+                        minibatch_std=cfg.get('minibatch_std', False))
   return g, d
 
 

@@ -12,7 +12,8 @@ from typing import Any, Optional
 import flax.linen as nn
 import jax.numpy as jnp
 
-from gan_jax.models.layers import UpConv4x4s2, bn_scale_init, dcgan_init
+from gan_jax.models.layers import (UpConv4x4s2, bn_scale_init, dcgan_init, maybe_sn,
+                                   minibatch_stddev)
 
 
 class Generator(nn.Module):
@@ -39,19 +40,33 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-  """``images [B, 28, 28, C] -> logits [B]``."""
+  """``images [B, 28, 28, C] -> logits [B]`` (and the 7x7 feature map, flattened, with
+  ``return_features``: the layer feature matching matches).
+
+  Options: ``spectral_norm`` wraps every conv in spectral normalisation (and drops BN, as in
+  Miyato et al., 2018); ``minibatch_std`` appends the minibatch-stddev channel before the last conv.
+  """
   ndf: int = 64
   bn_axis_name: Optional[str] = None
   dtype: Any = None
+  spectral_norm: bool = False
+  minibatch_std: bool = False
 
   @nn.compact
-  def __call__(self, x, train: bool = True):
-    conv = lambda f, k, s, p: nn.Conv(f, (k, k), (s, s), padding=((p, p), (p, p)), use_bias=False,
-                                      kernel_init=dcgan_init, dtype=self.dtype)
+  def __call__(self, x, train: bool = True, return_features: bool = False):
+    def conv(f, k, s, p):
+      layer = nn.Conv(f, (k, k), (s, s), padding=((p, p), (p, p)), use_bias=False,
+                      kernel_init=dcgan_init, dtype=self.dtype)
+      return maybe_sn(layer, self.spectral_norm, train)
     x = nn.leaky_relu(conv(self.ndf, 4, 2, 1)(x), 0.2)
     x = conv(2 * self.ndf, 4, 2, 1)(x)
-    x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                     scale_init=bn_scale_init, axis_name=self.bn_axis_name, dtype=self.dtype)(x)
-    x = nn.leaky_relu(x, 0.2)
+    if not self.spectral_norm:
+      x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                       scale_init=bn_scale_init, axis_name=self.bn_axis_name, dtype=self.dtype)(x)
+    features = nn.leaky_relu(x, 0.2)
+    x = minibatch_stddev(features) if self.minibatch_std else features
     x = conv(1, 7, 1, 0)(x)
-    return x.reshape(x.shape[0]).astype(jnp.float32)
+    logits = x.reshape(x.shape[0]).astype(jnp.float32)
+    if return_features:
+      return logits, features.reshape(features.shape[0], -1).astype(jnp.float32)
+    return logits

@@ -70,3 +70,29 @@ class Maxout(nn.Module):
   def __call__(self, x):
     y = nn.Dense(self.features * self.pieces)(x)
     return y.reshape(x.shape[0], self.features, self.pieces).max(axis=-1)
+
+
+def minibatch_stddev(x, eps: float = 1e-8):
+  """Minibatch standard deviation (Karras et al., 2018), a mode-collapse aid for D.
+
+  Appends one feature: the batch standard deviation of every feature, averaged. A generator that
+  collapses to few outputs makes this feature small on fake batches, which D can see. ``x`` is
+  ``[B, ..., C]``; the result is ``[B, ..., C + 1]``. Under jit on a sharded batch the statistic
+  is over the global batch.
+  """
+  std = jnp.sqrt(jnp.var(x.astype(jnp.float32), axis=0) + eps)
+  stat = jnp.broadcast_to(jnp.mean(std).astype(x.dtype), x.shape[:-1] + (1,))
+  return jnp.concatenate([x, stat], axis=-1)
+
+
+def maybe_sn(layer: nn.Module, use: bool, train: bool):
+  """``layer`` wrapped in spectral normalisation (Miyato et al., 2018) when ``use``.
+
+  Flax keeps the power-iteration vector ``u`` and ``sigma`` in the ``'batch_stats'`` collection,
+  so they live in the TrainState next to BN statistics and are checkpointed with it. One power
+  iteration per training call (``update_stats=train``).
+  """
+  if not use:
+    return layer
+  sn = nn.SpectralNorm(layer)
+  return lambda x: sn(x, update_stats=train)

@@ -15,7 +15,7 @@ from typing import Sequence, Tuple
 import flax.linen as nn
 import jax.numpy as jnp
 
-from gan_jax.models.layers import Maxout
+from gan_jax.models.layers import Maxout, maybe_sn, minibatch_stddev
 
 
 class Generator(nn.Module):
@@ -37,20 +37,31 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-  """``x [B, ...] -> logits [B]``. Maxout layers when ``pieces > 1``, else LeakyReLU(0.2) layers.
+  """``x [B, ...] -> logits [B]`` (and the last hidden layer with ``return_features``).
 
-  Dropout needs an rng stream named ``'dropout'`` when ``train``.
+  Maxout layers when ``pieces > 1``, else LeakyReLU(0.2) layers. Dropout needs an rng stream
+  named ``'dropout'`` when ``train``. ``spectral_norm`` wraps the dense layers of a LeakyReLU
+  net; ``minibatch_std`` appends the minibatch-stddev feature before the output layer.
   """
   hidden: Sequence[int] = (240, 240)
   pieces: int = 5
   input_dropout: float = 0.2
   dropout: float = 0.5
+  spectral_norm: bool = False
+  minibatch_std: bool = False
 
   @nn.compact
-  def __call__(self, x, train: bool = True):
+  def __call__(self, x, train: bool = True, return_features: bool = False):
     x = x.reshape(x.shape[0], -1).astype(jnp.float32)
     x = nn.Dropout(self.input_dropout, deterministic=not train)(x)
     for h in self.hidden:
-      x = Maxout(h, self.pieces)(x) if self.pieces > 1 else nn.leaky_relu(nn.Dense(h)(x), 0.2)
+      if self.pieces > 1:
+        x = Maxout(h, self.pieces)(x)
+      else:
+        x = nn.leaky_relu(maybe_sn(nn.Dense(h), self.spectral_norm, train)(x), 0.2)
       x = nn.Dropout(self.dropout, deterministic=not train)(x)
-    return nn.Dense(1)(x).reshape(x.shape[0])
+    features = x
+    if self.minibatch_std:
+      x = minibatch_stddev(x)
+    logits = maybe_sn(nn.Dense(1), self.spectral_norm, train)(x).reshape(x.shape[0])
+    return (logits, features) if return_features else logits
