@@ -47,6 +47,8 @@ def make_optimizer(optim: ml_collections.ConfigDict, net: str,
   lr = optim[f'{net}_lr']
   kind = optim.get('schedule', 'constant')
   warmup = optim.get('warmup_steps', 0)
+  if kind == 'constant' and not warmup:
+    return optax.adam(lr, b1=optim.b1, b2=optim.b2)  # no schedule state in the checkpoint
   decay = max(total_updates - warmup, 1)
   if kind == 'linear':
     schedule = optax.linear_schedule(lr, 0.0, decay)

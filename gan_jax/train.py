@@ -22,8 +22,9 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from gan_jax import checkpointing, data, images, losses, models, parallel, penalties, steps
+from gan_jax import checkpointing, config_base, data, images, losses, models, parallel, penalties, steps
 from gan_jax.errors import ConfigError, TrainingDiverged, UserError
+from gan_jax.evaluation.modes import mode_metrics
 from gan_jax.state import SCHEDULES, GANState, create_state, make_optimizer
 
 # fold_in tags that separate the random streams derived from the seed.
@@ -217,6 +218,16 @@ def _write_json(path, obj):
   os.replace(tmp, path)
 
 
+def _merge(config: ml_collections.ConfigDict, values: Dict[str, Any]):
+  for k, v in values.items():
+    if isinstance(v, dict):
+      if k not in config:
+        config[k] = ml_collections.ConfigDict()
+      _merge(config[k], v)
+    else:
+      config[k] = tuple(v) if isinstance(v, list) else v
+
+
 def load_run(workdir: str) -> Tuple[ml_collections.ConfigDict, tuple]:
   """(config, data shape) of the run in ``workdir``, for sampling and evaluation."""
   cfg_path = os.path.join(workdir, 'config.json')
@@ -226,7 +237,10 @@ def load_run(workdir: str) -> Tuple[ml_collections.ConfigDict, tuple]:
       raise UserError(f'--workdir={workdir} holds no run ({p} is missing); pass the workdir of a '
                       'run started with launch.py')
   with open(cfg_path) as f:
-    config = ml_collections.ConfigDict(json.load(f))
+    saved = json.load(f)
+  # Defaults first, so runs saved before a key existed still load (with that key's default).
+  config = config_base.base_config()
+  _merge(config, saved)
   for key in ('g_hidden', 'd_hidden'):
     if key in config.model:
       config.model[key] = tuple(config.model[key])
@@ -326,16 +340,22 @@ class _Writers:
     self.tb.close()
 
 
-def write_samples(exp: Experiment, state, path: str, step: int) -> np.ndarray:
-  """The fixed-latent picture at ``step``: an image grid, or a 2-D scatter plot vs real data."""
+def write_samples(exp: Experiment, state, path: str, step: int):
+  """The fixed-latent picture at ``step``: an image grid, or a 2-D scatter plot vs real data.
+
+  Returns (picture as uint8 HWC, metrics): for 2-D mixtures the mode metrics of those latents.
+  """
   n = exp.config.num_grid
   fake = np.asarray(exp.generate_fn(state, exp.grid_latents(n)))
   if len(exp.data_shape) == 1:
     real = jax.device_get(exp.source.draw(exp.source.arrays, jax.random.key(0), n)['image'])
-    return images.scatter_png(real, fake, path, title=f'{exp.config.name} step {step}')
+    m = mode_metrics(fake, exp.source.info['centers'], exp.source.info['std'])
+    title = (f'{exp.config.name} step {step}: {m["modes_covered"]}/{m["num_modes"]} modes, '
+             f'{100 * m["high_quality"]:.0f}% high quality')
+    return images.scatter_png(real, fake, path, title=title), {f'eval/{k}': v for k, v in m.items()}
   pic = images.grid(fake)
   images.save_png(pic, path, scale=2)
-  return pic
+  return pic, {}
 
 
 class _StopSignals:
@@ -439,9 +459,11 @@ def _train(exp: Experiment, workdir: str, signals: '_StopSignals') -> GANState:
         writers.scalars(step, m)
         bar.set_postfix(loss_D=f'{m["loss_D"]:.3f}', loss_G=f'{m["loss_G"]:.3f}', refresh=False)
       if step % config.eval_every == 0 or last:
-        pic = write_samples(exp, state, os.path.join(workdir, 'samples', f'step_{step:07d}.png'),
-                            step)
+        pic, eval_metrics = write_samples(
+            exp, state, os.path.join(workdir, 'samples', f'step_{step:07d}.png'), step)
         writers.image(step, 'samples', pic)
+        if eval_metrics:
+          writers.scalars(step, eval_metrics)
       if ckpt.should_save(step) or last or signals.received:
         _check_health(health, ckpt, step)
         ckpt.save(step, state)

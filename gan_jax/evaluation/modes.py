@@ -26,7 +26,8 @@ def mode_metrics(samples, centers, std: float, min_fraction: float = 0.01) -> Di
     num_modes: K.
     high_quality: fraction of samples within 3 std of their nearest centre.
     kl_uniform: KL(q || U) in nats of the histogram q of high-quality samples over modes against
-      the uniform distribution over the K modes (0 = perfectly balanced; log K = one mode).
+      the uniform distribution over the K modes (0 = perfectly balanced; log K = one mode, and
+      also what is reported when no sample is high quality).
     num_samples: N (every metric depends on it).
   """
   samples = jnp.asarray(samples, jnp.float32)
@@ -43,6 +44,7 @@ def mode_metrics(samples, centers, std: float, min_fraction: float = 0.01) -> Di
       'modes_covered': int(covered),
       'num_modes': int(k),
       'high_quality': float(jnp.mean(hq)),
-      'kl_uniform': float(kl) if total > 0 else float('inf'),
+      # With no high-quality sample at all, report the KL of total collapse (log K).
+      'kl_uniform': float(kl) if total > 0 else float(jnp.log(k)),
       'num_samples': int(n),
   }
