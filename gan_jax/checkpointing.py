@@ -76,6 +76,7 @@ class Checkpoints:
         self.manager = self._open()
       return step, state
     if bad:
+      self.close()  # an open manager's background threads would print at exit
       raise UserError(f'no readable checkpoint in {self.directory} (steps {steps} all failed to '
                       'restore; nothing was deleted); move that directory away to start afresh')
     return None, None
