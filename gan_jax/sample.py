@@ -2,6 +2,7 @@
 
   python -m gan_jax.sample --workdir runs/mnist --num 10000 --out samples.npz
   python -m gan_jax.sample --workdir runs/mnist --num 64 --grid samples.png
+  python -m gan_jax.sample --samples peer.npz --num 64 --grid peer.png   # any samples file
 
 The npz holds uint8 images ``[N, H, W]`` (``[N, H, W, C]`` for colour) under ``samples``; for
 2-D data it holds float32 points ``[N, 2]``. The EMA generator is used when the run has one
@@ -15,6 +16,7 @@ import numpy as np
 from absl import flags
 
 from gan_jax import checkpointing, cli, errors, images, train
+from gan_jax.evaluation.samples import load_samples
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None, 'Run directory written by launch.py.')
@@ -24,6 +26,8 @@ flags.DEFINE_string('grid', None, 'Write a PNG grid (or a scatter plot for 2-D d
 flags.DEFINE_integer('step', None, 'Checkpoint step (default: the latest).')
 flags.DEFINE_integer('seed', 0, 'Seed of the latents.')
 flags.DEFINE_bool('ema', True, 'Use the EMA generator when the run has one.')
+flags.DEFINE_string('samples', None, 'Draw --grid from this samples .npz (ours or another '
+                    "program's, e.g. the PyTorch peer's) instead of a run.")
 
 
 def _check_out_path(path, flag):
@@ -72,9 +76,23 @@ def run(workdir, num, out=None, grid=None, step=None, seed=0, use_ema=True):
     print(f'wrote a picture of {num} samples to {grid}')
 
 
+def grid_from_file(samples, grid, num):
+  """A PNG grid of the first ``num`` images of a samples file."""
+  if not grid:
+    raise errors.UserError('--samples needs --grid out.png (the picture to write)')
+  if num <= 0:
+    raise errors.UserError(f'--num={num} must be >= 1')
+  _check_out_path(grid, 'grid')
+  x = load_samples(samples)
+  images.save_png(images.grid(x[:num]), grid, scale=2)
+  print(f'wrote a picture of {min(num, len(x))} of the {len(x)} samples in {samples} to {grid}')
+
+
 def main(argv):
   if len(argv) > 1:
     raise errors.UserError(f'unexpected arguments {argv[1:]}; see --help')
+  if FLAGS.samples:
+    return grid_from_file(FLAGS.samples, FLAGS.grid, FLAGS.num)
   run(FLAGS.workdir, FLAGS.num, FLAGS.out, FLAGS.grid, FLAGS.step, FLAGS.seed, FLAGS.ema)
 
 

@@ -43,6 +43,18 @@ def data(tmp_path_factory):
   open(path, 'wb').write(raw[:len(raw) // 2])
   _idx(os.path.join(dirs['mismatch'], 'train-labels-idx1-ubyte.gz'), np.zeros(20))
   _idx(os.path.join(dirs['shape32'], 'train-images-idx3-ubyte.gz'), np.zeros((32, 32, 32)))
+  # Sample files for `gan_jax.sample --samples`.
+  nan = np.zeros((4, 28, 28), np.float32)
+  nan[1, 2, 3] = np.nan
+  for name, arrays in {'nan': {'samples': nan},
+                       'shape': {'samples': np.zeros((4, 784), np.uint8)},
+                       'dtype': {'samples': np.zeros((4, 28, 28), np.int64)},
+                       'range': {'samples': np.full((4, 28, 28), 3.0, np.float32)},
+                       'key': {'images': np.zeros((4, 28, 28), np.uint8)}}.items():
+    dirs[f'npz_{name}'] = str(root / f'{name}.npz')
+    np.savez(dirs[f'npz_{name}'], **arrays)
+  dirs['npz_garbage'] = str(root / 'garbage.npz')
+  open(dirs['npz_garbage'], 'w').write('not a zip file')
   return dirs
 
 
@@ -118,6 +130,16 @@ CASES = [
     ('sample_num_negative', ('sample', ['--num=-3', '--out=x.npz']), '--num=-3 must be >= 1'),
     ('sample_out_in_missing_dir', ('sample', ['--out=/nonexistent_dir/x.npz']), '/nonexistent_dir does not exist'),
     ('sample_unknown_flag', ('sample', ['--nmu=3']), 'nmu'),
+    ('samples_npz_nan', ('sample', ['SAMPLES=nan', '--grid=g.png']), 'holds 1 NaN/Inf values'),
+    ('samples_npz_wrong_shape', ('sample', ['SAMPLES=shape', '--grid=g.png']),
+     'holds a uint8 array of shape [4, 784]; expected uint8 [N,H,W]'),
+    ('samples_npz_wrong_dtype', ('sample', ['SAMPLES=dtype', '--grid=g.png']),
+     'holds a int64 array of shape [4, 28, 28]'),
+    ('samples_npz_out_of_range', ('sample', ['SAMPLES=range', '--grid=g.png']), 'holds floats in [3, 3]'),
+    ('samples_npz_missing_key', ('sample', ['SAMPLES=key', '--grid=g.png']), "has no array 'samples'"),
+    ('samples_not_an_npz', ('sample', ['SAMPLES=garbage', '--grid=g.png']), 'is not a readable .npz'),
+    ('samples_missing_file', ('sample', ['--samples=/nonexistent/s.npz', '--grid=g.png']),
+     '--samples=/nonexistent/s.npz does not exist'),
 ]
 
 
@@ -133,6 +155,8 @@ def test_bad_input_gets_one_line_and_exit_2(case, args, match, data, tmp_path):
       env['XLA_FLAGS'] = f'--xla_force_host_platform_device_count={a[8:]}'
     elif a.startswith('DATA='):
       argv.append(f'--config.data.dir={data[a[5:]]}')
+    elif a.startswith('SAMPLES='):
+      argv.append(f'--samples={data["npz_" + a[8:]]}')
     elif a.startswith('WORKDIR='):
       workdir = {'changed': _changed_config_run, 'file': _file,
                  'unwritable': _unwritable}[a[8:]](str(tmp_path))
