@@ -22,7 +22,7 @@ def _one_line(e) -> str:
 
 def _flag_error_line(e: Exception, argv) -> str:
   """One line for a flag that failed to parse, without the traceback text config_flags embeds."""
-  msg = _one_line(e).strip('\'"')
+  msg = _one_line(e)
   if 'Traceback' in msg:  # an exception raised inside a config file's get_config()
     msg = re.split(r'Traceback \(most recent call last\):', msg)[0] + re.findall(
         r'\w+Error: (.*)$', msg)[-1]

@@ -145,7 +145,6 @@ CASES = [
 
 @pytest.mark.parametrize('case,args,match', CASES, ids=[c[0] for c in CASES])
 def test_bad_input_gets_one_line_and_exit_2(case, args, match, data, tmp_path):
-  del case
   tool, args = args if isinstance(args, tuple) else ('launch', args)
   env = subprocess_env()
   workdir = str(tmp_path / 'run')
@@ -171,6 +170,7 @@ def test_bad_input_gets_one_line_and_exit_2(case, args, match, data, tmp_path):
   assert r.returncode == 2, r.stderr[-3000:]
   assert len(lines) == 1 and lines[0].startswith('error: '), r.stderr[-3000:]
   assert match in lines[0], lines[0]
+  print(f'\nBAD-INPUT {case}: {lines[0]}')
   assert 'Traceback' not in r.stderr
   after = {p: open(p, 'rb').read() for p in _files(tmp_path)}
   assert after == before  # nothing written or overwritten
