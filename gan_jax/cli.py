@@ -6,6 +6,7 @@
    unless ``--verbose``.
 """
 
+import os
 import re
 import sys
 
@@ -56,6 +57,19 @@ def config_flag(flag_values, name='config'):
                            'experiments/*.py file') from None
 
 
+def _exit_with(code: int, e: Exception):
+  """Prints the one-line error and exits at once.
+
+  ``os._exit`` skips interpreter teardown, where background threads of orbax/tensorstore can
+  print shutdown noise after our line. Nothing is lost: these errors are raised before anything
+  is written or after the checkpoint manager was closed (its pending saves finished).
+  """
+  print(f'error: {_one_line(e)}', file=sys.stderr)
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(code)  # pylint: disable=protected-access
+
+
 def run(main):
   """``absl.app.run(main)`` with our exit codes for bad input and divergence."""
 
@@ -67,10 +81,8 @@ def run(main):
     except errors.UserError as e:
       if flags.FLAGS.verbose:
         raise
-      print(f'error: {_one_line(e)}', file=sys.stderr)
-      sys.exit(2)
+      _exit_with(2, e)
     except errors.TrainingDiverged as e:
-      print(f'error: {_one_line(e)}', file=sys.stderr)
-      sys.exit(1)
+      _exit_with(1, e)
 
   app.run(wrapped, flags_parser=_parse_flags)
