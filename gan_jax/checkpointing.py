@@ -97,9 +97,6 @@ class Checkpoints:
       return False
     return self.manager.save(step, args=ocp.args.StandardSave(state), force=True)
 
-  def wait(self):
-    self.manager.wait_until_finished()
-
   def close(self):
     self.manager.wait_until_finished()
     self.manager.close()

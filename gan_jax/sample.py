@@ -15,7 +15,7 @@ import jax
 import numpy as np
 from absl import flags
 
-from gan_jax import checkpointing, cli, errors, images, train
+from gan_jax import checkpointing, cli, data, errors, images, train
 from gan_jax.evaluation.samples import load_samples
 
 FLAGS = flags.FLAGS
@@ -66,8 +66,6 @@ def run(workdir, num, out=None, grid=None, step=None, seed=0, use_ema=True):
     print(f'wrote {arr.shape} {arr.dtype} samples to {out}')
   if grid:
     if len(shape) == 1:
-      real = None
-      from gan_jax import data
       src = data.load_source(config.data)
       real = np.asarray(src.draw(src.arrays, jax.random.key(seed), min(num, 5000))['image'])
       images.scatter_png(real, x, grid, title=f'{config.name}')

@@ -79,9 +79,3 @@ def create_state(g_model: nn.Module, d_model: nn.Module, g_tx: optax.GradientTra
   g, d = g.replace(step=jnp.zeros((), jnp.int32)), d.replace(step=jnp.zeros((), jnp.int32))
   ema_params = jax.tree.map(jnp.copy, g.params) if ema else None
   return GANState(g=g, d=d, ema_params=ema_params)
-
-
-def generator_variables(state: GANState, use_ema: bool = True):
-  """Variables to sample from G: the EMA params when present (and ``use_ema``), G's BN stats."""
-  params = state.ema_params if (use_ema and state.ema_params is not None) else state.g.params
-  return {'params': params, 'batch_stats': state.g.batch_stats}

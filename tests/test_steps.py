@@ -1,5 +1,6 @@
 """Train steps: which params change, hand-computed gradients, determinism, one compile, pmap."""
 
+import dataclasses
 import functools
 
 import chex
@@ -140,7 +141,7 @@ def test_pmap_matches_jit_on_8_devices():
                             _dcgan_state(bn_axis_name='data'))
   jit_step = jax.jit(functools.partial(steps.train_step, cfg=cfg))
   pmap_step = jax.pmap(functools.partial(steps.train_step,
-                                         cfg=dataclasses_replace(cfg, axis_name='data')),
+                                         cfg=dataclasses.replace(cfg, axis_name='data')),
                        axis_name='data', in_axes=(0, 1, None))
   for i in range(k_steps):
     reals = jax.random.uniform(jax.random.key(100 + i), (1, n * per_dev, 28, 28, 1), minval=-1,
@@ -155,7 +156,3 @@ def test_pmap_matches_jit_on_8_devices():
   chex.assert_trees_all_close(first.ema_params, jit_state.ema_params, atol=2e-5)
   np.testing.assert_allclose(pm['loss_D'][0], jm['loss_D'], rtol=1e-4)
 
-
-def dataclasses_replace(cfg, **kw):
-  import dataclasses
-  return dataclasses.replace(cfg, **kw)
