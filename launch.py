@@ -1,22 +1,37 @@
 """Trains a GAN: ``python launch.py --config=experiments/mnist.py [--workdir=runs/mnist]``.
 
+The same command runs on one CPU, on a node with k GPUs (all local devices form the mesh) and
+on many hosts: run it once per host (or per process) with the same flags. Inside a SLURM or
+Open MPI job, or on every worker of a Cloud TPU pod slice, ``jax.distributed`` starts by itself;
+elsewhere pass ``--coordinator_address=host:port --num_processes=N --process_id=i``.
+See docs/scaling.md.
+
 Exit codes: 0 done (or stopped cleanly by SIGTERM), 1 internal error or divergence, 2 bad input.
 """
 
 from absl import app, flags
 from ml_collections import config_flags
 
-from gan_jax import cli, train
+from gan_jax import cli, parallel, train
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', 'experiments/toy2d.py', 'Experiment config file.',
                                 lock_config=True)
 flags.DEFINE_string('workdir', None, 'Run directory (default: runs/<config.name>).')
+flags.DEFINE_enum('distributed', 'auto', ['auto', 'on', 'off'],
+                  'Start jax.distributed: auto = when the flags below or the cluster environment '
+                  '(SLURM_NTASKS, OMPI_COMM_WORLD_SIZE, TPU_WORKER_HOSTNAMES) name > 1 process.')
+flags.DEFINE_string('coordinator_address', None, 'host:port of process 0 (multi-process runs).')
+flags.DEFINE_integer('num_processes', None, 'Number of processes of the job.')
+flags.DEFINE_integer('process_id', None, 'This process: 0 .. num_processes - 1.')
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  # Before anything touches a device: after it jax.devices() spans every process.
+  parallel.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,
+                      FLAGS.distributed)
   config = cli.config_flag(FLAGS)
   train.train_and_evaluate(config, FLAGS.workdir or f'runs/{config.name}')
 

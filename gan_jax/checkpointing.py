@@ -70,7 +70,8 @@ class Checkpoints:
         bad.append(step)
         continue
       for b in bad:
-        self._quarantine(b)
+        if jax.process_index() == 0:  # one process moves the files; all restored the same step
+          self._quarantine(b)
       if bad:
         self.manager.close()
         self.manager = self._open()

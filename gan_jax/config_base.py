@@ -13,6 +13,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.seed = 0
   c.num_steps = 1000             # train steps (= G updates)
   c.batch_size = 64              # global batch, split over all devices
+  c.num_devices = 0              # devices in the mesh: 0 = all devices of all processes (may
+                                 # change between launches: checkpoints restore on any topology)
   c.loss = 'ns'                  # key of gan_jax.losses.LOSSES
   c.n_critic = 1                 # D updates per G update
   c.ema_decay = 0.999            # EMA of G's params; 0 = off

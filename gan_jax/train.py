@@ -46,6 +46,9 @@ def validate_config(config: ml_collections.ConfigDict):
     check(isinstance(v, int) and v >= 1, f'config.{key}={v!r} must be an integer >= 1')
   check(0.0 <= config.ema_decay < 1.0,
         f'config.ema_decay={config.ema_decay!r} must lie in [0, 1) (0 turns EMA off)')
+  nd = config.get('num_devices', 0)
+  check(isinstance(nd, int) and nd >= 0,
+        f'config.num_devices={nd!r} must be an integer >= 0 (0 = all devices)')
   check(isinstance(config.seed, int) and config.seed >= 0,
         f'config.seed={config.seed!r} must be an integer >= 0')
   check(config.model.latent_dim >= 1,
@@ -103,7 +106,7 @@ class Experiment:
     """Loads the data unless ``data_shape`` is given (sampling needs only the shape)."""
     validate_config(config)
     self.config = config
-    self.mesh = parallel.make_mesh()
+    self.mesh = parallel.make_mesh(config.get('num_devices', 0))
     parallel.check_batch_size(config.batch_size, self.mesh)
     self.source = data.load_source(config.data) if data_shape is None else None
     self.data_shape = tuple(self.source.info['shape'] if data_shape is None else data_shape)
@@ -191,10 +194,15 @@ def _normalise(cfg: Dict[str, Any]):
   return json.loads(json.dumps(cfg, default=str))
 
 
+# Keys that may change between launches of one run: the topology (a run saved on 8 devices
+# resumes on 1, and the reverse) and the switch itself.
+RESUMABLE_KEYS = frozenset({'allow_config_change', 'num_devices'})
+
+
 def check_config_matches(config, path: str) -> bool:
   """Compares ``config`` with the run's ``config.json`` (read-only). Returns whether the file
   must be (re)written. Raises ConfigError naming the differing keys unless
-  ``config.allow_config_change``."""
+  ``config.allow_config_change``; ``RESUMABLE_KEYS`` may differ freely."""
   new = _normalise(config.to_dict())
   if not os.path.exists(path):
     return True
@@ -202,11 +210,13 @@ def check_config_matches(config, path: str) -> bool:
     old = json.load(f)
   a, b = _flat(old), _flat(new)
   diff = sorted(k for k in set(a) | set(b)
-                if k != 'allow_config_change' and a.get(k, '<unset>') != b.get(k, '<unset>'))
-  if diff and not config.get('allow_config_change', False):
-    shown = ', '.join(f'{k}: {a.get(k, "<unset>")!r} -> {b.get(k, "<unset>")!r}' for k in diff[:6])
+                if a.get(k, '<unset>') != b.get(k, '<unset>'))
+  strict = [k for k in diff if k not in RESUMABLE_KEYS]
+  if strict and not config.get('allow_config_change', False):
+    shown = ', '.join(f'{k}: {a.get(k, "<unset>")!r} -> {b.get(k, "<unset>")!r}'
+                      for k in strict[:6])
     raise ConfigError(
-        f'the config differs from {path} in {len(diff)} key(s) ({shown}); use a new --workdir '
+        f'the config differs from {path} in {len(strict)} key(s) ({shown}); use a new --workdir '
         'or pass --config.allow_config_change=True to resume anyway')
   return bool(diff)
 
@@ -318,7 +328,20 @@ class WorkdirLock:
       self.held = False
 
 
-class _Writers:
+class _NullWriters:
+  """What processes other than 0 write: nothing."""
+
+  def scalars(self, step, metrics):
+    pass
+
+  def image(self, step, tag, array):
+    pass
+
+  def close(self):
+    pass
+
+
+class _Writers(_NullWriters):
   """metrics.jsonl + TensorBoard event files (tensorboardX: no TensorFlow needed)."""
 
   def __init__(self, workdir):
@@ -343,18 +366,24 @@ class _Writers:
 def write_samples(exp: Experiment, state, path: str, step: int):
   """The fixed-latent picture at ``step``: an image grid, or a 2-D scatter plot vs real data.
 
+  Every process computes the samples (one global computation); only process 0 writes the file.
   Returns (picture as uint8 HWC, metrics): for 2-D mixtures the mode metrics of those latents.
   """
   n = exp.config.num_grid
   fake = np.asarray(exp.generate_fn(state, exp.grid_latents(n)))
+  write = parallel.is_main_process()
   if len(exp.data_shape) == 1:
-    real = jax.device_get(exp.source.draw(exp.source.arrays, jax.random.key(0), n)['image'])
     m = mode_metrics(fake, exp.source.info['centers'], exp.source.info['std'])
+    metrics = {f'eval/{k}': v for k, v in m.items()}
+    if not write:
+      return None, metrics
+    real = jax.device_get(exp.source.draw(exp.source.arrays, jax.random.key(0), n)['image'])
     title = (f'{exp.config.name} step {step}: {m["modes_covered"]}/{m["num_modes"]} modes, '
              f'{100 * m["high_quality"]:.0f}% high quality')
-    return images.scatter_png(real, fake, path, title=title), {f'eval/{k}': v for k, v in m.items()}
+    return images.scatter_png(real, fake, path, title=title), metrics
   pic = images.grid(fake)
-  images.save_png(pic, path, scale=2)
+  if write:
+    images.save_png(pic, path, scale=2)
   return pic, {}
 
 
@@ -374,6 +403,21 @@ class _StopSignals:
   def _handle(self, signum, frame):
     del frame
     self.received = signal.Signals(signum).name
+
+  def agreed(self, step: int, every: int):
+    """The signal to stop on at ``step``, the same on every process, or None.
+
+    One process stops at once. Several processes must stop at the same step (the checkpoint
+    save is collective), so they compare their flags every ``every`` steps, a host
+    all-gather, and all stop when any of them got a signal.
+    """
+    if jax.process_count() == 1:
+      return self.received
+    if step % every:
+      return None
+    from jax.experimental import multihost_utils
+    got = multihost_utils.process_allgather(np.int32(self.received is not None))
+    return (self.received or 'a signal on another process') if np.any(got) else None
 
   def __exit__(self, *exc):
     for sig, handler in self._old.items():
@@ -403,15 +447,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
   config_path = os.path.join(workdir, 'config.json')
   write_config = check_config_matches(config, config_path)
   exp = Experiment(config)  # loads and validates the data, builds the models
-  _make_workdir(workdir)
+  main = parallel.is_main_process()  # only process 0 writes files besides checkpoints
+  if main:
+    _make_workdir(workdir)
   lock = WorkdirLock(workdir)
-  lock.acquire()
+  if main:
+    lock.acquire()
   try:
-    if write_config:
+    if write_config and main:
       _write_json(config_path, config.to_dict())
-    _write_json(os.path.join(workdir, 'data_info.json'),
-                {k: v for k, v in exp.source.info.items()
-                 if k in ('name', 'shape', 'num_classes', 'num_examples', 'source')})
+    if main:
+      _write_json(os.path.join(workdir, 'data_info.json'),
+                  {k: v for k, v in exp.source.info.items()
+                   if k in ('name', 'shape', 'num_classes', 'num_examples', 'source')})
     with _StopSignals() as signals:
       return _train(exp, workdir, signals)
   finally:
@@ -422,21 +470,22 @@ def _train(exp: Experiment, workdir: str, signals: '_StopSignals') -> GANState:
   config = exp.config
   ckpt = checkpointing.Checkpoints(os.path.join(workdir, 'checkpoints'),
                                    keep=config.keep_checkpoints, every=config.checkpoint_every)
+  main = parallel.is_main_process()
+  say = (lambda msg: print(msg, flush=True)) if main else (lambda msg: None)
   start, state = ckpt.restore_latest_good(exp.abstract_state())
   if start is None:
     state, start = exp.init_state(), 0
   else:
-    print(f'Resuming {config.name} from step {start} ({workdir}/checkpoints)', flush=True)
+    say(f'Resuming {config.name} from step {start} ({workdir}/checkpoints)')
   final_png = os.path.join(workdir, 'samples', 'final.png')
   if start >= config.num_steps:
-    if not os.path.exists(final_png):
-      write_samples(exp, state, final_png, start)
-    print(f'{config.name}: run already finished at step {start} of {config.num_steps}; '
-          f'nothing to do ({workdir})', flush=True)
+    write_samples(exp, state, final_png, start)  # all processes take part: no file-system test
+    say(f'{config.name}: run already finished at step {start} of {config.num_steps}; '
+        f'nothing to do ({workdir})')
     ckpt.close()
     return state
 
-  writers = _Writers(workdir)
+  writers = _Writers(workdir) if main else _NullWriters()
   arrays, health = exp.device_arrays(), exp.new_health()
   t0 = time.time()
   state, metrics, health = exp.step_fn(state, arrays, health)  # compiles
@@ -444,7 +493,7 @@ def _train(exp: Experiment, workdir: str, signals: '_StopSignals') -> GANState:
   compile_s = time.time() - t0
   step = start + 1
   bar = tqdm(total=config.num_steps, initial=step, desc=config.name, unit='step',
-             dynamic_ncols=True, mininterval=1.0)
+             dynamic_ncols=True, mininterval=1.0, disable=not main)
   t_log, s_log = time.time(), step
   stopped = None
   try:
@@ -464,11 +513,12 @@ def _train(exp: Experiment, workdir: str, signals: '_StopSignals') -> GANState:
         writers.image(step, 'samples', pic)
         if eval_metrics:
           writers.scalars(step, eval_metrics)
-      if ckpt.should_save(step) or last or signals.received:
+      stop = signals.agreed(step, config.log_every)
+      if ckpt.should_save(step) or last or stop:
         _check_health(health, ckpt, step)
         ckpt.save(step, state)
-      if signals.received:
-        stopped = signals.received
+      if stop:
+        stopped = stop
         break
       if last:
         break
@@ -480,10 +530,10 @@ def _train(exp: Experiment, workdir: str, signals: '_StopSignals') -> GANState:
     writers.close()
     ckpt.close()
   if stopped:
-    print(f'{config.name}: received {stopped} at step {step}; saved a checkpoint at step {step} '
-          f'and stopped. Relaunch the same command to continue.', flush=True)
+    say(f'{config.name}: received {stopped} at step {step}; saved a checkpoint at step {step} '
+        f'and stopped. Relaunch the same command to continue.')
     return state
   write_samples(exp, state, final_png, step)
-  print(f'{config.name}: finished {config.num_steps} steps in {time.time() - t0:.1f}s '
-        f'(compile {compile_s:.1f}s); samples in {final_png}', flush=True)
+  say(f'{config.name}: finished {config.num_steps} steps in {time.time() - t0:.1f}s '
+      f'(compile {compile_s:.1f}s); samples in {final_png}')
   return state

@@ -111,6 +111,14 @@ CASES = [
     ('zero_log_every', [TOY, '--config.log_every=0'], 'config.log_every=0'),
     ('batch_not_divisible', [TOY, '--config.batch_size=12', 'DEVICES=8'],
      'config.batch_size=12 is not divisible by the 8 devices; use a multiple of 8, e.g. 8 or 16'),
+    ('num_processes_vs_slurm', [TOY, '--num_processes=4', '--process_id=0',
+                                '--coordinator_address=localhost:1', 'ENV=SLURM_NTASKS=2'],
+     '--num_processes=4 does not match SLURM_NTASKS=2 of this job; pass --num_processes=2'),
+    ('process_id_out_of_range', [TOY, '--num_processes=2', '--process_id=2',
+                                 '--coordinator_address=localhost:1'],
+     '--process_id=2 must lie in [0, 2) for 2 processes'),
+    ('num_devices_too_many', [TOY, '--config.num_devices=9', 'DEVICES=8'],
+     'config.num_devices=9 is not available: this job has 8 devices; use 0 (all) or 1..8'),
     ('missing_config_file', ['--config=experiments/nope.py'], 'cannot load the config file'),
     ('unknown_variant', ['--config=experiments/toy2d.py:bogus'], "unknown variant 'bogus'"),
     ('changed_config', [TOY, 'WORKDIR=changed'], 'optim.g_lr: 0.123 -> 0.001'),
@@ -152,6 +160,9 @@ def test_bad_input_gets_one_line_and_exit_2(case, args, match, data, tmp_path):
   for a in args:
     if a.startswith('DEVICES='):
       env['XLA_FLAGS'] = f'--xla_force_host_platform_device_count={a[8:]}'
+    elif a.startswith('ENV='):
+      k, v = a[4:].split('=')
+      env[k] = v
     elif a.startswith('DATA='):
       argv.append(f'--config.data.dir={data[a[5:]]}')
     elif a.startswith('SAMPLES='):

@@ -150,6 +150,11 @@ def test_pmap_matches_jit_on_8_devices():
     jit_state, jm = jit_step(jit_state, reals, key)
     pmap_state, pm = pmap_step(pmap_state, reals.reshape(1, n, per_dev, 28, 28, 1), key)
   first = jax.tree.map(lambda x: x[0], pmap_state)
+  diff = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(
+      jax.tree.leaves((first.g.params, first.d.params, first.g.batch_stats, first.ema_params)),
+      jax.tree.leaves((jit_state.g.params, jit_state.d.params, jit_state.g.batch_stats,
+                       jit_state.ema_params))))
+  print(f'\npmap vs jit, {k_steps} DCGAN steps on 8 devices: max |diff| = {diff:.2e}')
   chex.assert_trees_all_close(first.g.params, jit_state.g.params, atol=2e-5)
   chex.assert_trees_all_close(first.d.params, jit_state.d.params, atol=2e-5)
   chex.assert_trees_all_close(first.g.batch_stats, jit_state.g.batch_stats, atol=2e-5)
