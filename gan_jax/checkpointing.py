@@ -103,6 +103,45 @@ class Checkpoints:
     self.manager.close()
 
 
+class BestCheckpoint:
+  """Keeps the one checkpoint with the lowest ``metric`` (e.g. FD) in its own directory.
+
+  Orbax records the metric with each step, so a resumed run still knows the best so far.
+  """
+
+  def __init__(self, directory: str, metric: str):
+    self.directory = os.path.abspath(directory)
+    self.metric = metric
+    self.manager = ocp.CheckpointManager(self.directory, options=ocp.CheckpointManagerOptions(
+        max_to_keep=1, create=True, best_fn=lambda m: m[metric], best_mode='min'))
+
+  def best(self):
+    """(step, metric value) of the kept checkpoint, or (None, None)."""
+    step = self.manager.best_step()
+    if step is None:
+      return None, None
+    value = self.manager.metrics(step)
+    return step, (value or {}).get(self.metric)
+
+  def save(self, step: int, state, value: float) -> bool:
+    """Saves when ``value`` beats the kept one; returns whether it did."""
+    _, old = self.best()
+    if old is not None and not value < old:
+      return False
+    if step in self.manager.all_steps():
+      return False
+    self.manager.save(step, args=ocp.args.StandardSave(state), metrics={self.metric: value},
+                      force=True)
+    return True
+
+  def restore(self, abstract_state):
+    return self.manager.restore(self.manager.best_step(), args=ocp.args.StandardRestore(abstract_state))
+
+  def close(self):
+    self.manager.wait_until_finished()
+    self.manager.close()
+
+
 def abstract_like(tree, sharding):
   """``jax.ShapeDtypeStruct`` leaves with ``sharding`` (for restoring onto the current devices)."""
   return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)

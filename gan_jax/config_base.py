@@ -52,7 +52,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.optim.warmup_steps = 0
 
   c.log_every = 50               # steps between metrics.jsonl / TensorBoard / progress-bar updates
-  c.eval_every = 500             # steps between sample grids
+  c.eval_every = 500             # steps between sample grids and eval metrics
+  c.eval_num = 5000              # samples for FD and score at each eval (image data with an
+                                 # evaluation classifier); 0 = off. The best checkpoint by FD
+                                 # is kept in <workdir>/checkpoints_best.
   c.checkpoint_every = 500       # steps between checkpoints (and one at the end)
   c.keep_checkpoints = 3
   c.num_grid = 64                # samples in the fixed-latent grid
@@ -67,4 +70,5 @@ def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.eval_every = 3
   c.checkpoint_every = 3
   c.num_grid = 16
+  c.eval_num = 200
   return c

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 from absl import flags
 
-from gan_jax import checkpointing, cli, data, errors, images, train
+from gan_jax import cli, data, errors, images, train
 from gan_jax.evaluation.samples import load_samples
 
 FLAGS = flags.FLAGS
@@ -46,17 +46,7 @@ def run(workdir, num, out=None, grid=None, step=None, seed=0, use_ema=True):
   for path, flag in ((out, 'out'), (grid, 'grid')):
     if path:
       _check_out_path(path, flag)
-  config, shape = train.load_run(workdir)
-  ckpt = checkpointing.Checkpoints(os.path.join(workdir, 'checkpoints'), create=False)
-  steps_saved = ckpt.all_steps()
-  if not steps_saved:
-    raise errors.UserError(f'--workdir={workdir} has no checkpoint under {workdir}/checkpoints; '
-                           'train it first with launch.py')
-  if step is not None and step not in steps_saved:
-    raise errors.UserError(f'--step={step} has no checkpoint; saved steps: {steps_saved}')
-  exp = train.Experiment(config, data_shape=shape)
-  state = ckpt.restore(exp.abstract_state(), step)
-  ckpt.close()
+  config, shape, exp, state = train.restore_run(workdir, step)
   x = exp.sample(state, num, key=jax.random.key(seed), use_ema=use_ema)
   if out:
     arr = x.astype(np.float32) if len(shape) == 1 else images.to_uint8(x)

@@ -28,7 +28,7 @@ from gan_jax.evaluation.modes import mode_metrics
 from gan_jax.state import SCHEDULES, GANState, create_state, make_optimizer
 
 # fold_in tags that separate the random streams derived from the seed.
-_INIT, _TRAIN, _GRID = 0, 1, 2
+_INIT, _TRAIN, _GRID, _EVAL = 0, 1, 2, 4
 # Metrics watched for NaN/Inf on the device.
 HEALTH_KEYS = ('loss_D', 'loss_G', 'grad_norm_D', 'grad_norm_G')
 
@@ -41,6 +41,9 @@ def validate_config(config: ml_collections.ConfigDict):
   for key in ('num_steps', 'batch_size', 'n_critic'):
     v = config[key]
     check(isinstance(v, int) and v >= 1, f'config.{key}={v!r} must be an integer >= 1')
+  ev = config.get('eval_num', 0)
+  check(isinstance(ev, int) and (ev == 0 or ev >= 2),
+        f'config.eval_num={ev!r} must be 0 (off) or an integer >= 2')
   for key in ('log_every', 'eval_every', 'checkpoint_every', 'keep_checkpoints', 'num_grid'):
     v = config[key]
     check(isinstance(v, int) and v >= 1, f'config.{key}={v!r} must be an integer >= 1')
@@ -164,6 +167,26 @@ class Experiment:
     return jax.device_put(jnp.array([-1, 0], jnp.int32), self._replicated)
 
   @functools.cached_property
+  def evaluator(self):
+    """FD and score against the test split, for image data when ``config.eval_num > 0``.
+
+    Raises UserError (before anything is written) when the dataset has no evaluation
+    classifier, naming the command that makes one or ``eval_num=0``: never a silent skip.
+    """
+    num = self.config.get('eval_num', 0)
+    if not num or len(self.data_shape) == 1:
+      return None
+    from gan_jax.evaluation import suite
+    try:
+      return suite.Evaluator.for_dataset(self.config.data.name, num, self.config.data)
+    except UserError as e:
+      raise UserError(f'{e} (or set --config.eval_num=0 to train without FD)') from None
+
+  def eval_samples(self, state):
+    """``eval_num`` samples from fixed latents (the same at every eval step)."""
+    return self.sample(state, self.config.eval_num, key=jax.random.fold_in(self.root_key, _EVAL))
+
+  @functools.cached_property
   def generate_fn(self):
     return jax.jit(steps.generate, static_argnames=('train', 'use_ema'))
 
@@ -257,6 +280,24 @@ def load_run(workdir: str) -> Tuple[ml_collections.ConfigDict, tuple]:
   with open(info_path) as f:
     shape = tuple(json.load(f)['shape'])
   return config, shape
+
+
+def restore_run(workdir, step=None):
+  """(config, data shape, Experiment, state at ``step`` or the latest) of a launch.py run."""
+  if not workdir:
+    raise UserError('--workdir is required: the run directory written by launch.py')
+  config, shape = load_run(workdir)
+  ckpt = checkpointing.Checkpoints(os.path.join(workdir, 'checkpoints'), create=False)
+  steps_saved = ckpt.all_steps()
+  if not steps_saved:
+    raise UserError(f'--workdir={workdir} has no checkpoint under {workdir}/checkpoints; '
+                           'train it first with launch.py')
+  if step is not None and step not in steps_saved:
+    raise UserError(f'--step={step} has no checkpoint; saved steps: {steps_saved}')
+  exp = Experiment(config, data_shape=shape)
+  state = ckpt.restore(exp.abstract_state(), step)
+  ckpt.close()
+  return config, shape, exp, state
 
 
 def _check_workdir(workdir: str):
@@ -447,6 +488,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
   config_path = os.path.join(workdir, 'config.json')
   write_config = check_config_matches(config, config_path)
   exp = Experiment(config)  # loads and validates the data, builds the models
+  exp.evaluator  # loads the classifier and the test split now: its errors come before any write
   main = parallel.is_main_process()  # only process 0 writes files besides checkpoints
   if main:
     _make_workdir(workdir)
@@ -486,6 +528,8 @@ def _train(exp: Experiment, workdir: str, signals: '_StopSignals') -> GANState:
     return state
 
   writers = _Writers(workdir) if main else _NullWriters()
+  best = (checkpointing.BestCheckpoint(os.path.join(workdir, 'checkpoints_best'), 'fd')
+          if exp.evaluator else None)
   arrays, health = exp.device_arrays(), exp.new_health()
   t0 = time.time()
   state, metrics, health = exp.step_fn(state, arrays, health)  # compiles
@@ -511,6 +555,14 @@ def _train(exp: Experiment, workdir: str, signals: '_StopSignals') -> GANState:
         pic, eval_metrics = write_samples(
             exp, state, os.path.join(workdir, 'samples', f'step_{step:07d}.png'), step)
         writers.image(step, 'samples', pic)
+        if exp.evaluator:
+          quick = exp.evaluator.quick(exp.eval_samples(state))
+          eval_metrics.update({f'eval/{k}': v for k, v in quick.items()})
+          eval_metrics['eval/num'] = config.eval_num
+          _check_health(health, ckpt, step)
+          if best.save(step, state, quick['fd']):
+            say(f'{config.name}: step {step} has the best FD so far ({quick["fd"]:.3f}); saved to '
+                f'{best.directory}')
         if eval_metrics:
           writers.scalars(step, eval_metrics)
       stop = signals.agreed(step, config.log_every)
@@ -529,6 +581,8 @@ def _train(exp: Experiment, workdir: str, signals: '_StopSignals') -> GANState:
     bar.close()
     writers.close()
     ckpt.close()
+    if best:
+      best.close()
   if stopped:
     say(f'{config.name}: received {stopped} at step {step}; saved a checkpoint at step {step} '
         f'and stopped. Relaunch the same command to continue.')

@@ -55,8 +55,17 @@ def test_mnist_smoke_trains_resumes_and_samples(tmp_path, mnist_dir):
   assert sorted(os.listdir(os.path.join(wd, 'checkpoints'))) == ['3', '6']
   for name in ('step_0000003.png', 'step_0000006.png', 'final.png'):
     assert os.path.getsize(os.path.join(wd, 'samples', name)) > 500
-  rows = [json.loads(l) for l in open(os.path.join(wd, 'metrics.jsonl'))]
+  all_rows = [json.loads(l) for l in open(os.path.join(wd, 'metrics.jsonl'))]
+  rows = [row for row in all_rows if 'loss_D' in row]
   assert [row['step'] for row in rows] == [2, 4, 6]
+  # In-training evaluation: FD and score on eval_num samples at each eval step, and the best
+  # checkpoint by FD kept apart from the latest ones.
+  evals = [row for row in all_rows if 'eval/fd' in row]
+  assert [row['step'] for row in evals] == [3, 6]
+  assert all(row['eval/fd'] > 0 and row['eval/score'] >= 1 and row['eval/num'] == 200
+             for row in evals)
+  best = min(evals, key=lambda row: row['eval/fd'])['step']
+  assert os.listdir(os.path.join(wd, 'checkpoints_best')) == [str(best)]
   for key in ('loss_D', 'loss_G', 'D_real', 'D_fake', 'grad_norm_D', 'grad_norm_G'):
     assert all(np.isfinite(row[key]) for row in rows), key
   tags = _tb_scalar_tags(os.path.join(wd, 'tb'))
@@ -71,7 +80,8 @@ def test_mnist_smoke_trains_resumes_and_samples(tmp_path, mnist_dir):
   r = _run(base + ['--config.num_steps=8', '--config.allow_config_change=True'])
   assert r.returncode == 0, r.stderr[-3000:]
   assert 'Resuming mnist from step 6' in r.stdout
-  steps = [json.loads(l)['step'] for l in open(os.path.join(wd, 'metrics.jsonl'))]
+  steps = [json.loads(l)['step'] for l in open(os.path.join(wd, 'metrics.jsonl'))
+           if 'loss_D' in l]
   assert steps == [2, 4, 6, 8]
 
   # A changed config without permission: one line, exit 2, nothing touched.
@@ -88,6 +98,15 @@ def test_mnist_smoke_trains_resumes_and_samples(tmp_path, mnist_dir):
   s = np.load(out)['samples']
   assert s.shape == (130, 28, 28) and s.dtype == np.uint8 and s.std() > 0
   assert os.path.getsize(png) > 1000
+
+  # Evaluate the run: all metrics as the last stdout line (EMA G by default).
+  r = _run(['-m', 'gan_jax.evaluate', f'--workdir={wd}', '--num=300'])
+  assert r.returncode == 0, r.stderr[-3000:]
+  m = json.loads(r.stdout.strip().splitlines()[-1])
+  assert m['step'] == 8 and m['ema'] is True and m['num_fake'] == 300
+  for key in ('fd', 'score', 'kid', 'kid_std', 'precision', 'recall', 'density', 'coverage',
+              'classes_covered', 'class_histogram'):
+    assert key in m, key
 
 
 def test_typo_in_override_fails(tmp_path):

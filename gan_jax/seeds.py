@@ -1,0 +1,100 @@
+"""Seed variance: trains one config with N seeds, evaluates each, prints mean ± sd per metric.
+
+  python -m gan_jax.seeds --config=experiments/mnist.py --seeds=3              # sequentially
+  python -m gan_jax.seeds --config=experiments/mnist.py --seeds=3 --only=$SLURM_ARRAY_TASK_ID
+  python -m gan_jax.seeds --config=experiments/mnist.py --seeds=3 --collect    # table only
+
+Seed i trains ``config.seed + i`` into ``<root>/seed<i>`` (``--root``, default
+``runs/<config.name>_seeds``); a finished seed is not retrained. On a cluster run one seed per
+job with ``--only=i`` (e.g. a SLURM array), then ``--collect`` to print the table. Writes
+``<root>/seeds.md`` and ``seeds.json``; the last stdout line is the JSON.
+"""
+
+import json
+import os
+import time
+
+import numpy as np
+from absl import flags
+from ml_collections import config_flags
+
+from gan_jax import cli, evaluate, train
+from gan_jax.errors import UserError
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file('config', 'experiments/mnist.py', 'Experiment config file.',
+                                lock_config=False)
+flags.DEFINE_integer('seeds', 3, 'Number of seeds.')
+flags.DEFINE_integer('only', None, 'Train just seed index i (one job per seed on a cluster).')
+flags.DEFINE_bool('collect', False, 'Train nothing; evaluate finished seeds and print the table.')
+flags.DEFINE_string('root', None, 'Folder of the seed workdirs (default runs/<name>_seeds).')
+flags.DEFINE_integer('num', 10000, 'Samples per evaluation.')
+
+METRICS = ('fd', 'score', 'kid', 'precision', 'recall', 'density', 'coverage', 'classes_covered',
+           'modes_covered', 'high_quality', 'kl_uniform')
+
+
+def seed_config(base, i):
+  c = base.copy_and_resolve_references()
+  c.seed = base.seed + i
+  return c
+
+
+def table(results, name):
+  keys = [k for k in METRICS if all(k in r for r in results.values())]
+  lines = [f'{name}: {len(results)} seeds ({", ".join(map(str, results))}), N = '
+           f'{next(iter(results.values())).get("num_fake", "-")} samples each', '',
+           '| metric | mean ± sd | per seed |', '|---|---|---|']
+  summary = {}
+  for k in keys:
+    v = np.array([r[k] for r in results.values()], np.float64)
+    sd = float(v.std(ddof=1)) if len(v) > 1 else 0.0
+    summary[k] = {'mean': float(v.mean()), 'sd': sd, 'values': v.tolist()}
+    lines.append(f'| {k} | {v.mean():.4g} ± {sd:.2g} | {", ".join(f"{x:.4g}" for x in v)} |')
+  return '\n'.join(lines), summary
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise UserError(f'unexpected arguments {argv[1:]}; see --help')
+  base = cli.config_flag(FLAGS)
+  if FLAGS.seeds < 1:
+    raise UserError(f'--seeds={FLAGS.seeds} must be >= 1')
+  if FLAGS.only is not None and not 0 <= FLAGS.only < FLAGS.seeds:
+    raise UserError(f'--only={FLAGS.only} must lie in [0, {FLAGS.seeds})')
+  train.validate_config(base)
+  root = FLAGS.root or os.path.join('runs', f'{base.name}_seeds')
+  indices = [FLAGS.only] if FLAGS.only is not None else range(FLAGS.seeds)
+  wall = {}
+  if not FLAGS.collect:
+    for i in indices:
+      t = time.time()
+      train.train_and_evaluate(seed_config(base, i), os.path.join(root, f'seed{i}'))
+      wall[i] = round(time.time() - t, 1)
+    if FLAGS.only is not None:
+      return
+  results = {}
+  for i in range(FLAGS.seeds):
+    workdir = os.path.join(root, f'seed{i}')
+    if not os.path.exists(os.path.join(workdir, 'checkpoints')):
+      print(f'seed {i}: no run in {workdir} yet; left out of the table')
+      continue
+    results[i] = evaluate.evaluate_run(workdir, FLAGS.num)
+    results[i]['train_wall_s'] = wall.get(i)
+  if not results:
+    raise UserError(f'no finished seed under {root}; train them first (drop --collect)')
+  text, summary = table(results, f'{base.name} ({root})')
+  print(text)
+  with open(os.path.join(root, 'seeds.md'), 'w') as f:
+    f.write(text + '\n')
+  out = {'config': base.name, 'root': root, 'summary': summary,
+         'per_seed': {str(k): v for k, v in results.items()}}
+  with open(os.path.join(root, 'seeds.json'), 'w') as f:
+    json.dump(out, f, indent=1, default=float)
+  print(json.dumps({'config': base.name, 'seeds': len(results),
+                    **{k: v['mean'] for k, v in summary.items()},
+                    **{f'{k}_sd': v['sd'] for k, v in summary.items()}}))
+
+
+if __name__ == '__main__':
+  cli.run(main)
