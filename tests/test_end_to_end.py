@@ -48,7 +48,7 @@ def mnist_dir(tmp_path_factory):
 def test_mnist_smoke_trains_resumes_and_samples(tmp_path, mnist_dir):
   wd = str(tmp_path / 'run')
   base = ['launch.py', '--config=experiments/mnist.py:smoke', f'--workdir={wd}',
-          f'--config.data.dir={mnist_dir}']
+          f'--config.data.dir={mnist_dir}', '--config.eval_num=200']
   r = _run(base)
   assert r.returncode == 0, r.stderr[-3000:]
   assert 'finished 6 steps' in r.stdout
