@@ -3,7 +3,8 @@
   python -m gan_jax.evaluation.train_classifier --dataset mnist
   python -m gan_jax.evaluation.train_classifier --dataset fashion_mnist --epochs 15
 
-Adam with cosine decay, random ±2-pixel shifts, dropout. The data comes from the same sources as
+AdamW with cosine decay, dropout, and augmentation: random ±2-pixel shifts for MNIST, random
+left-right flips otherwise (``--augment``). The data comes from the same sources as
 training (``--source auto`` finds local IDX files via ``$GAN_JAX_DATA_DIR``, a prepared TFDS
 dataset, or a download). Writes ``classifier_<dataset>.msgpack`` and ``.json`` (test accuracy,
 epochs, seconds) to ``--out`` (default ``$GAN_JAX_CACHE`` or ``~/.cache/gan_jax``). The last
@@ -34,6 +35,9 @@ flags.DEFINE_integer('epochs', 0, 'Epochs (0 = 6 for mnist, 15 otherwise).')
 flags.DEFINE_integer('batch_size', 128, 'Batch size.')
 flags.DEFINE_float('lr', 2e-3, 'Peak Adam learning rate (cosine decay to 0).')
 flags.DEFINE_integer('seed', 0, 'Seed.')
+flags.DEFINE_enum('augment', 'auto', ['auto', 'shift', 'flip', 'none'],
+                  'Training augmentation: auto = shift for mnist (digits must not be mirrored), '
+                  'flip (left-right) otherwise.')
 flags.DEFINE_string('out', '', 'Output folder (default: $GAN_JAX_CACHE or ~/.cache/gan_jax).')
 
 
@@ -54,6 +58,10 @@ def _shift(key, x):
   return jax.lax.dynamic_slice(padded, (dy, dx, 0), x.shape)
 
 
+def _flip(key, x):
+  return jnp.where(jax.random.bernoulli(key), x[:, ::-1], x)
+
+
 def accuracy(net_apply, params, x, y, batch=1000) -> float:
   correct = 0
   for i in range(0, len(x), batch):
@@ -63,7 +71,8 @@ def accuracy(net_apply, params, x, y, batch=1000) -> float:
 
 
 def train(dataset: str, source: str = 'auto', data_dir: str = '', epochs: int = 0,
-          batch_size: int = 128, lr: float = 2e-3, seed: int = 0, progress: bool = True):
+          batch_size: int = 128, lr: float = 2e-3, seed: int = 0, progress: bool = True,
+          augment: str = 'auto'):
   """Trains the classifier; returns (params, info with 'test_accuracy')."""
   dataset = names.canonical_name(dataset)
   cfg = ml_collections.ConfigDict({'source': source, 'name': dataset, 'dir': data_dir,
@@ -72,6 +81,9 @@ def train(dataset: str, source: str = 'auto', data_dir: str = '', epochs: int = 
   test_x, test_y = _images(data.load_source(cfg, 'test'))
   num_classes = int(max(train_y.max(), test_y.max())) + 1
   epochs = epochs or (6 if dataset == 'mnist' else 15)
+  if augment == 'auto':
+    augment = 'shift' if dataset == 'mnist' else 'flip'
+  aug_fn = {'shift': _shift, 'flip': _flip, 'none': lambda k, x: x}[augment]
   steps = epochs * (len(train_x) // batch_size)
   model = classifier.Classifier(num_classes=num_classes)
   key = jax.random.key(seed)
@@ -85,7 +97,7 @@ def train(dataset: str, source: str = 'auto', data_dir: str = '', epochs: int = 
     k = jax.random.fold_in(key, i)
     k_idx, k_shift, k_drop = jax.random.split(k, 3)
     idx = jax.random.randint(k_idx, (batch_size,), 0, xs.shape[0])
-    x = jax.vmap(_shift)(jax.random.split(k_shift, batch_size), xs[idx])
+    x = jax.vmap(aug_fn)(jax.random.split(k_shift, batch_size), xs[idx])
 
     def loss_fn(p):
       logits, _ = model.apply({'params': p}, x, train=True, rngs={'dropout': k_drop})
@@ -101,7 +113,7 @@ def train(dataset: str, source: str = 'auto', data_dir: str = '', epochs: int = 
   apply = jax.jit(lambda p, x: model.apply({'params': p}, x, train=False))
   acc = accuracy(apply, params, test_x, test_y)
   info = {'dataset': dataset, 'num_classes': num_classes, 'test_accuracy': round(acc, 5),
-          'epochs': epochs, 'steps': steps, 'batch_size': batch_size, 'lr': lr, 'seed': seed,
+          'epochs': epochs, 'steps': steps, 'augment': augment, 'batch_size': batch_size, 'lr': lr, 'seed': seed,
           'train_seconds': round(time.time() - t0, 1), 'num_train': len(train_x),
           'num_test': len(test_x), 'feature_dim': classifier.FEATURE_DIM,
           'final_train_loss': round(float(loss), 4)}
@@ -114,7 +126,7 @@ def main(argv):
     raise UserError(f'--epochs={FLAGS.epochs}, --batch_size={FLAGS.batch_size}, --lr={FLAGS.lr}: '
                     'need epochs >= 0, batch_size >= 1 and lr > 0')
   params, info = train(FLAGS.dataset, FLAGS.source, FLAGS.data_dir, FLAGS.epochs,
-                       FLAGS.batch_size, FLAGS.lr, FLAGS.seed)
+                       FLAGS.batch_size, FLAGS.lr, FLAGS.seed, augment=FLAGS.augment)
   path = classifier.weight_path(info['dataset'], FLAGS.out or None)
   classifier.save(params, info, path)
   print(f'{info["dataset"]}: test accuracy {100 * info["test_accuracy"]:.2f}% '
