@@ -11,7 +11,7 @@ Measured on the 2-core CPU dev machine: the ring, 5000 steps, 60 s of wall time 
 
 The grid variant trains for 16000 steps (the ring keeps 5000); it is the base of the
 mode-collapse study (gan_jax/study.py), where NS + R1 (gamma 0.01, preset 'ns_r1_sharp') covers
-25/25 modes with >= 92 % high-quality samples in each of seeds 0..4 (single core, 281 s for
+25/25 modes with >= 92 % high-quality samples in each of seeds 0..4 (one CPU core, 271-281 s for
 all five seeds at once).
 """
 
