@@ -101,3 +101,35 @@ def test_every_objective_trains_the_mnist_dcgan_smoke_without_nan(loss):
     reals = jax.random.uniform(jax.random.key(i), (1, 8, 28, 28, 1), minval=-1, maxval=1)
     state, m = f(state, reals, jax.random.key(i))
   chex.assert_tree_all_finite((state.g.params, state.d.params, m))
+
+
+def test_every_objective_with_every_regulariser_runs_one_step():
+  """The cross product through the config schema: validate_config -> step_config -> one step.
+
+  The 48 steps run op by op (``jax.disable_jit``): 48 separate compiles would cost ~90 s of
+  the CI budget. Each objective and each penalty also runs compiled in the tests above.
+  """
+  import itertools
+  import os
+  from conftest import REPO
+  from test_configs import _load
+  from gan_jax import train
+  base = _load(os.path.join(REPO, 'experiments', 'toy2d.py'), 'smoke')
+  combos = list(itertools.product(sorted(losses.LOSSES), sorted(penalties.PENALTIES)))
+  # One hidden layer each and no EMA: 48 compiles, so keep each program small.
+  state0 = create_state(mlp.Generator(out_shape=(2,), hidden=(8,), tanh=False),
+                        mlp.Discriminator(hidden=(8,), pieces=1, input_dropout=0.0, dropout=0.0),
+                        optax.adam(1e-3, 0.5), optax.adam(1e-3, 0.5), 2, (2,), jax.random.key(0))
+  for loss, penalty in combos:
+    c = base.copy_and_resolve_references()
+    c.loss, c.penalty, c.penalty_weight = loss, penalty, 1.0
+    train.validate_config(c)
+    cfg = train.step_config(c)
+    reals = jax.random.normal(jax.random.key(1), (cfg.n_critic, 32, 2))
+    with jax.disable_jit():
+      _, m = steps.train_step(state0, reals, jax.random.key(2), cfg)
+    # One-sided GP is 0 while every gradient norm is below 1, which a small fresh D has.
+    if penalty not in ('none', 'gp_one_sided') or (loss == 'wgan_gp' and penalty == 'none'):
+      assert float(m['penalty']) > 0, (loss, penalty)
+    assert float(m['penalty']) >= 0 and jnp.isfinite(m['loss_D']) and jnp.isfinite(m['loss_G'])
+  assert len(combos) == len(losses.LOSSES) * len(penalties.PENALTIES) == 48
