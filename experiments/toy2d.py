@@ -2,6 +2,7 @@
 
   python launch.py --config=experiments/toy2d.py                      # 8-mode ring
   python launch.py --config=experiments/toy2d.py:grid                 # 5x5 grid
+  python launch.py --config=experiments/toy2d.py:grid,r1              # + R1 (gamma 0.01)
   python launch.py --config=experiments/toy2d.py --config.data.name=grid
 
 Writes scatter plots of real (grey) vs generated (red) points to <workdir>/samples/.
@@ -44,8 +45,11 @@ def get_config(variant: str = ''):
   for v in variants:
     if v in ('ring', 'grid'):
       c.data.name = v
+    elif v == 'r1':  # the study's 'ns_r1_sharp': 25/25 grid modes in 5 of 5 seeds
+      c.penalty, c.penalty_weight = 'r1', 0.01
     elif v != 'smoke':
-      raise ValueError(f'unknown variant {v!r} of experiments/toy2d.py; valid: ring, grid, smoke')
+      raise ValueError(f'unknown variant {v!r} of experiments/toy2d.py; valid: ring, grid, r1, '
+                       'smoke')
   if c.data.name == 'grid':
     # 25 modes of std 0.05 need ~3x the ring's steps: with NS + R1 (gamma 0.01) 12000 steps
     # leave ~9 % of the points on bridges between modes, 16000 bring that to ~6 %.

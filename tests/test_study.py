@@ -25,6 +25,12 @@ def test_grid_variant_trains_longer_than_the_ring_and_smoke_still_wins():
   assert _grid('grid,smoke').num_steps == _grid('smoke,grid').num_steps <= 10
 
 
+def test_r1_variant_is_the_sharp_preset():
+  c, preset = _grid('grid,r1'), study.preset_config(_grid(), 'ns_r1_sharp')
+  assert (c.loss, c.penalty, c.penalty_weight, c.num_steps) == (
+      preset.loss, preset.penalty, preset.penalty_weight, preset.num_steps)
+
+
 @pytest.mark.parametrize('name', sorted(study.PRESETS))
 def test_every_preset_is_a_valid_config(name):
   train.validate_config(study.preset_config(_grid(), name))
