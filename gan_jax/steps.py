@@ -45,6 +45,10 @@ class StepConfig:
       2017), annealed linearly to 0 over ``instance_noise_steps`` train steps (0 = constant).
     feature_matching: G minimises ||E f(x) - E f(G(z))||^2 over D's last feature layer instead
       of the objective's G loss (Salimans et al., 2016).
+    share_g_forward: with ``n_critic == 1``, run G forward once per train step, as PyTorch
+      DCGAN code does: ``jax.vjp`` through G gives the fake batch and its pullback; D updates on
+      the stopped fake, then G's gradient is the pullback of dL_G/dfake through the *updated* D.
+      The G update then uses the D step's latents (off: a fresh batch and a second G forward).
   """
   loss: str = 'ns'
   n_critic: int = 1
@@ -59,6 +63,7 @@ class StepConfig:
   instance_noise: float = 0.0
   instance_noise_steps: int = 0
   feature_matching: bool = False
+  share_g_forward: bool = False
 
   @property
   def g_needs_real(self) -> bool:
@@ -130,16 +135,23 @@ def generate(state: GANState, z, train: bool = False, use_ema: bool = True):
   return out
 
 
-def d_step(state: GANState, real, rng, cfg: StepConfig = StepConfig()) -> Tuple[GANState, Metrics]:
+def d_latents(rng, batch_size: int, cfg: StepConfig):
+  """The latents ``d_step(state, real, rng, cfg)`` draws for its fake batch."""
+  return sample_latents(jax.random.split(rng, 5)[0], batch_size, cfg.latent_dim, cfg.axis_name)
+
+
+def d_step(state: GANState, real, rng, cfg: StepConfig = StepConfig(),
+           fake=None) -> Tuple[GANState, Metrics]:
   """One discriminator update on ``real`` ``[B, ...]`` against a fresh fake batch.
 
   G runs in train mode (batch-statistics BN, as in the D update of DCGAN) but its state is left
-  untouched: only ``state.d`` changes.
+  untouched: only ``state.d`` changes. ``fake`` supplies the fake batch instead (it must be
+  G(d_latents(rng, B, cfg)) for the step to mean the same).
   """
-  k_z, k_real, k_fake, k_noise, k_pen = jax.random.split(rng, 5)
+  _, k_real, k_fake, k_noise, k_pen = jax.random.split(rng, 5)
   loss = losses.get_loss(cfg.loss)
-  z = sample_latents(k_z, real.shape[0], cfg.latent_dim, cfg.axis_name)
-  fake, _ = _apply(state.g, state.g.params, z, train=True)
+  if fake is None:
+    fake, _ = _apply(state.g, state.g.params, d_latents(rng, real.shape[0], cfg), train=True)
   fake = jax.lax.stop_gradient(fake)
   sigma = noise_std(cfg, state.g.step)
   k_nr, k_nf = jax.random.split(k_noise)
@@ -182,16 +194,18 @@ def d_step(state: GANState, real, rng, cfg: StepConfig = StepConfig()) -> Tuple[
 
 
 def g_step(state: GANState, rng, batch_size: int, cfg: StepConfig = StepConfig(),
-           real=None) -> Tuple[GANState, Metrics]:
+           real=None, z=None, forward=None) -> Tuple[GANState, Metrics]:
   """One generator update on a fresh latent batch of ``batch_size`` (per device under pmap).
 
   D runs in train mode but its state is left untouched: only ``state.g`` (and the EMA) change.
   ``real`` is passed to the G loss for objectives that compare against real logits; plain
-  objectives ignore it.
+  objectives ignore it. ``z`` fixes the latents. ``forward = (fake, pullback, g_stats)`` from
+  ``jax.vjp`` through G reuses a G forward already run (``share_g_forward``).
   """
   k_z, k_fake, k_real, k_noise = jax.random.split(rng, 4)
   loss = losses.get_loss(cfg.loss)
-  z = sample_latents(k_z, batch_size, cfg.latent_dim, cfg.axis_name)
+  if z is None and forward is None:
+    z = sample_latents(k_z, batch_size, cfg.latent_dim, cfg.axis_name)
   sigma = noise_std(cfg, state.g.step)
   k_nr, k_nf = jax.random.split(k_noise)
   real_logits = real_features = None
@@ -201,19 +215,26 @@ def g_step(state: GANState, rng, batch_size: int, cfg: StepConfig = StepConfig()
     real_logits, real_features = out if cfg.feature_matching else (out, None)
     real_logits = jax.lax.stop_gradient(real_logits)
 
-  def loss_fn(params):
-    fake, g_stats = _apply(state.g, params, z, train=True)
+  def loss_of_fake(fake):
     fake = _add_noise(fake, sigma, k_nf)
     if cfg.feature_matching:
       (_, fake_features), _ = _apply(state.d, state.d.params, fake, train=True, rng=k_fake,
                                      return_features=True)
       # ||E f(x) - E f(G(z))||^2 with the real mean as a fixed target.
       target = jax.lax.stop_gradient(_pmean(jnp.mean(real_features, 0), cfg.axis_name))
-      return jnp.sum(jnp.square(target - jnp.mean(fake_features, 0))), g_stats
+      return jnp.sum(jnp.square(target - jnp.mean(fake_features, 0)))
     fake_logits, _ = _apply(state.d, state.d.params, fake, train=True, rng=k_fake)
-    return loss.g(real_logits, fake_logits), g_stats
+    return loss.g(real_logits, fake_logits)
 
-  (loss_g, g_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g.params)
+  if forward is None:
+    def loss_fn(params):
+      fake, g_stats = _apply(state.g, params, z, train=True)
+      return loss_of_fake(fake), g_stats
+    (loss_g, g_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g.params)
+  else:
+    fake, pullback, g_stats = forward
+    loss_g, d_fake = jax.value_and_grad(loss_of_fake)(fake)
+    (grads,) = pullback(d_fake)
   grads = _pmean(grads, cfg.axis_name)
   g = state.g.apply_gradients(grads=grads).replace(batch_stats=_pmean(g_stats, cfg.axis_name))
   ema_params = state.ema_params
@@ -241,6 +262,15 @@ def train_step(state: GANState, reals, rng, cfg: StepConfig = StepConfig()
                      f'n_critic={cfg.n_critic}')
   d_keys = jax.random.split(jax.random.fold_in(rng, 0), cfg.n_critic)
   g_key = jax.random.fold_in(rng, 1)
+  if cfg.n_critic == 1 and cfg.share_g_forward:
+    z = d_latents(d_keys[0], reals.shape[1], cfg)
+    fake, pullback, g_stats = jax.vjp(
+        lambda p: _apply(state.g, p, z, train=True), state.g.params, has_aux=True)
+    state, d_metrics = d_step(state, reals[0], d_keys[0], cfg, fake=fake)
+    state, g_metrics = g_step(state, g_key, reals.shape[1], cfg,
+                              real=reals[-1] if cfg.g_needs_real else None,
+                              forward=(fake, pullback, g_stats))
+    return state, {**d_metrics, **g_metrics}
   if cfg.n_critic == 1:
     state, d_metrics = d_step(state, reals[0], d_keys[0], cfg)
   else:

@@ -75,6 +75,9 @@ def validate_config(config: ml_collections.ConfigDict):
   check(config.label_smoothing == 0 or config.loss in ('minimax', 'ns'),
         f'config.label_smoothing={config.label_smoothing!r} applies to the BCE objectives '
         f'minimax and ns, not config.loss={config.loss!r}')
+  check(not config.get('share_g_forward', False) or config.n_critic == 1,
+        f'config.share_g_forward=True needs config.n_critic=1 (got {config.n_critic}): with '
+        'several D steps there is no single fake batch to share')
   check(config.instance_noise >= 0,
         f'config.instance_noise={config.instance_noise!r} must be >= 0 (0 = off)')
   check(config.optim.get('schedule', 'constant') in SCHEDULES,
@@ -96,7 +99,8 @@ def step_config(config) -> steps.StepConfig:
       penalty_every=config.penalty_every, weight_clip=clip,
       label_smoothing=config.label_smoothing, instance_noise=config.instance_noise,
       instance_noise_steps=config.instance_noise_steps,
-      feature_matching=config.feature_matching)
+      feature_matching=config.feature_matching,
+      share_g_forward=config.get('share_g_forward', False))
 
 
 class Experiment:
