@@ -15,6 +15,7 @@ achieved FLOP/s and the fraction of the matmul roofline measured in the same run
 """
 
 import argparse
+import ast
 import json
 import os
 import re
@@ -26,6 +27,8 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COMMIT = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=REPO, capture_output=True,
+                        text=True).stdout.strip() or 'unknown'
 sys.path.insert(0, REPO)
 
 import jax  # noqa: E402
@@ -60,10 +63,17 @@ def matmul_roofline(dtype, n=2048, reps=5):
 
 
 class Ours:
-  def __init__(self, config_name, batch_size, data_dir):
+  def __init__(self, config_name, batch_size, data_dir, overrides=()):
     c = load_config(config_name)
     c.batch_size = batch_size
     c.data.dir = data_dir
+    for item in overrides:  # 'key=value', e.g. share_g_forward=True
+      key, value = item.split('=', 1)
+      node = c
+      *path, leaf = key.split('.')
+      for part in path:
+        node = node[part]
+      node[leaf] = ast.literal_eval(value)
     self.exp = train.Experiment(c)
     self.arrays = self.exp.device_arrays()
     self.state, self.health = self.exp.init_state(), self.exp.new_health()
@@ -104,6 +114,8 @@ def main():
   ap.add_argument('--steps', type=int, default=None, help='timed steps per repeat at batch 64')
   ap.add_argument('--quick', action='store_true')
   ap.add_argument('--no-peer', action='store_true')
+  ap.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                  help='config override for our step, e.g. --set share_g_forward=True')
   ap.add_argument('--platform', default=None, help='informational: cpu | gpu | tpu')
   ap.add_argument('--data-dir', default=os.environ.get('GAN_JAX_DATA_DIR_MNIST', os.path.join(
       os.path.dirname(REPO), 'shared', 'datasets', 'mnist')))
@@ -123,7 +135,7 @@ def main():
   results = []
   for bs in sizes:
     n = max(3, base_steps * 64 // bs)
-    ours = Ours(config_name, bs, a.data_dir)
+    ours = Ours(config_name, bs, a.data_dir, a.set)
     ours_runs, peer_runs = [], []
     for _ in range(a.repeats):
       ours_runs.append(ours.steps_per_s(n))
@@ -140,7 +152,7 @@ def main():
                roofline_gflops_f32=round(roof32 / 1e9, 1), roofline_gflops_bf16=round(roof16 / 1e9, 1),
                roofline_fraction=round(achieved / roof32, 3),
                peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-               timed_steps=n, repeats=a.repeats, ours_runs=[round(x, 3) for x in ours_runs],
+               overrides=a.set, commit=COMMIT, timed_steps=n, repeats=a.repeats, ours_runs=[round(x, 3) for x in ours_runs],
                peer_runs=peer_runs)
     results.append(row)
     print(f'{arch} batch {bs:4d}: ours {o:7.2f} steps/s ({o * bs:8.1f} img/s)  peer {p:7.2f} steps/s '
