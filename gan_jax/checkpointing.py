@@ -134,9 +134,6 @@ class BestCheckpoint:
                       force=True)
     return True
 
-  def restore(self, abstract_state):
-    return self.manager.restore(self.manager.best_step(), args=ocp.args.StandardRestore(abstract_state))
-
   def close(self):
     self.manager.wait_until_finished()
     self.manager.close()

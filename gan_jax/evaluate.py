@@ -20,7 +20,7 @@ import jax
 import numpy as np
 from absl import flags
 
-from gan_jax import cli, train
+from gan_jax import cli, data, train
 from gan_jax.errors import UserError
 from gan_jax.evaluation import modes, samples as samples_lib, suite
 
@@ -67,7 +67,6 @@ def evaluate_run(workdir, num, step=None, seed=0, use_ema=True, dataset=None, da
   info = {'workdir': workdir, 'step': int(state.step), 'ema': bool(use_ema and
                                                                 state.ema_params is not None)}
   if len(shape) == 1:  # 2-D mixture: the mode metrics
-    from gan_jax import data
     src = data.load_source(config.data)
     m = modes.mode_metrics(x, src.info['centers'], src.info['std'])
     return {**info, **m}

@@ -28,7 +28,7 @@ from gan_jax.evaluation.modes import mode_metrics
 from gan_jax.state import SCHEDULES, GANState, create_state, make_optimizer
 
 # fold_in tags that separate the random streams derived from the seed.
-_INIT, _TRAIN, _GRID, _EVAL = 0, 1, 2, 4
+_INIT, _TRAIN, _GRID, _SAMPLE, _EVAL = 0, 1, 2, 3, 4
 # Metrics watched for NaN/Inf on the device.
 HEALTH_KEYS = ('loss_D', 'loss_G', 'grad_norm_D', 'grad_norm_G')
 
@@ -199,7 +199,7 @@ class Experiment:
 
   def sample(self, state, n: int, key=None, use_ema=True, chunk: int = 500) -> np.ndarray:
     """``n`` generated samples (numpy float32 in [-1, 1] for images), eval-mode G."""
-    key = jax.random.fold_in(self.root_key, 3) if key is None else key
+    key = jax.random.fold_in(self.root_key, _SAMPLE) if key is None else key
     out = []
     for i, start in enumerate(range(0, n, chunk)):
       z = jax.random.normal(jax.random.fold_in(key, i), (min(chunk, n - start), self.config.model.latent_dim))
@@ -295,7 +295,7 @@ def restore_run(workdir, step=None):
   steps_saved = ckpt.all_steps()
   if not steps_saved:
     raise UserError(f'--workdir={workdir} has no checkpoint under {workdir}/checkpoints; '
-                           'train it first with launch.py')
+                    'train it first with launch.py')
   if step is not None and step not in steps_saved:
     raise UserError(f'--step={step} has no checkpoint; saved steps: {steps_saved}')
   exp = Experiment(config, data_shape=shape)

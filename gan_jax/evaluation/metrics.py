@@ -21,6 +21,7 @@ Distances, kernels and k-NN radii run jitted in chunks; the d x d matrix square 
 in float64 numpy, where it is cheap and exact enough to test against closed forms.
 """
 
+import functools
 from typing import Dict
 
 import jax
@@ -89,30 +90,45 @@ def kid(real_features, fake_features, subset_size: int = 1000, num_subsets: int 
   return float(np.mean(values)), float(np.std(values))
 
 
-@jax.jit
 def _sq_dists(a, b):
   d2 = (jnp.sum(a * a, 1)[:, None] + jnp.sum(b * b, 1)[None, :] - 2.0 * a @ b.T)
   return jnp.maximum(d2, 0.0)
 
 
-def _chunks(n, size=1024):
-  return [(i, min(i + size, n)) for i in range(0, n, size)]
+@functools.partial(jax.jit, static_argnums=2)
+def _kth_sq_dist(rows, points, k):
+  """Squared distance from each row to its k-th nearest point (index 0: the row itself)."""
+  return -jax.lax.top_k(-_sq_dists(rows, points), k + 1)[0][:, k]
+
+
+@jax.jit
+def _balls_holding(rows, centers, sq_radii):
+  """For each row, how many balls (centers, squared radii) contain it."""
+  return jnp.sum(_sq_dists(rows, centers) <= sq_radii[None, :], axis=1)
+
+
+@jax.jit
+def _nearest_sq_dist(rows, points):
+  return jnp.min(_sq_dists(rows, points), axis=1)
+
+
+def _by_chunks(fn, rows, *args, size=1024):
+  """``fn(rows[chunk], *args)`` over chunks of rows, concatenated (bounds the [chunk, N] matrix)."""
+  rows = jnp.asarray(rows, jnp.float32)
+  return np.concatenate([np.asarray(fn(rows[i:i + size], *args))
+                         for i in range(0, len(rows), size)])
 
 
 def knn_radii(features, k: int) -> np.ndarray:
   """Squared distance from each row to its k-th nearest other row."""
   x = jnp.asarray(features, jnp.float32)
-  kth = jax.jit(lambda d2: -jax.lax.top_k(-d2, k + 1)[0][:, k])  # index 0 is the point itself
-  return np.concatenate([np.asarray(kth(_sq_dists(x[a:b], x))) for a, b in _chunks(len(x))])
+  return _by_chunks(_kth_sq_dist, x, x, k)
 
 
 def _ball_counts(points, centers, radii):
   """For each point, how many balls (centers, squared radii) contain it."""
-  c = jnp.asarray(centers, jnp.float32)
-  r = jnp.asarray(radii, jnp.float32)
-  p = jnp.asarray(points, jnp.float32)
-  count = jax.jit(lambda d2: jnp.sum(d2 <= r[None, :], axis=1))
-  return np.concatenate([np.asarray(count(_sq_dists(p[a:b], c))) for a, b in _chunks(len(p))])
+  return _by_chunks(_balls_holding, points, jnp.asarray(centers, jnp.float32),
+                    jnp.asarray(radii, jnp.float32))
 
 
 def precision_recall(real_features, fake_features, k: int = 3) -> Dict[str, float]:
@@ -126,10 +142,7 @@ def density_coverage(real_features, fake_features, k: int = 5) -> Dict[str, floa
   real_r = knn_radii(real_features, k)
   inside = _ball_counts(fake_features, real_features, real_r)  # per fake: real balls holding it
   # Coverage: a real ball is covered when its nearest fake lies inside it.
-  x = jnp.asarray(real_features, jnp.float32)
-  y = jnp.asarray(fake_features, jnp.float32)
-  nearest = jax.jit(lambda d2: jnp.min(d2, axis=1))
-  nn_fake = np.concatenate([np.asarray(nearest(_sq_dists(x[a:b], y))) for a, b in _chunks(len(x))])
+  nn_fake = _by_chunks(_nearest_sq_dist, real_features, jnp.asarray(fake_features, jnp.float32))
   return {'density': float(np.sum(inside) / (k * len(inside))),
           'coverage': float(np.mean(nn_fake <= real_r))}
 

@@ -16,7 +16,6 @@ import time
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 from absl import flags
@@ -25,7 +24,7 @@ from tqdm import tqdm
 from gan_jax import cli, data
 from gan_jax.data import names
 from gan_jax.errors import UserError
-from gan_jax.evaluation import classifier
+from gan_jax.evaluation import classifier, suite
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('dataset', 'mnist', 'A 28x28 grayscale dataset: mnist, fashion_mnist, ...')
@@ -75,8 +74,7 @@ def train(dataset: str, source: str = 'auto', data_dir: str = '', epochs: int = 
           augment: str = 'auto'):
   """Trains the classifier; returns (params, info with 'test_accuracy')."""
   dataset = names.canonical_name(dataset)
-  cfg = ml_collections.ConfigDict({'source': source, 'name': dataset, 'dir': data_dir,
-                                   'tfds_data_dir': '', 'mirrors': ()})
+  cfg = suite.data_config(dataset, source, data_dir)
   train_x, train_y = _images(data.load_source(cfg, 'train'))
   test_x, test_y = _images(data.load_source(cfg, 'test'))
   num_classes = int(max(train_y.max(), test_y.max())) + 1
