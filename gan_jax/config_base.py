@@ -30,6 +30,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.instance_noise_steps = 0     # ...annealed to 0 over this many steps (0 = constant)
   c.feature_matching = False     # G matches D's feature means (Salimans et al., 2016)
   c.share_g_forward = False      # one G forward per step, reused by the G update (n_critic 1)
+  c.compute_dtype = 'float32'    # float32 | bfloat16 | float16: the dtype of activations and
+                                 # matmuls; params, optimizer state, BN statistics and losses
+                                 # stay float32 (mixed precision for GPU/TPU)
 
   c.data = ml_collections.ConfigDict()
   c.data.source = 'auto'         # auto | idx | tfds | download | toy2d

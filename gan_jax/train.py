@@ -83,6 +83,7 @@ def validate_config(config: ml_collections.ConfigDict):
   check(config.optim.get('schedule', 'constant') in SCHEDULES,
         f'config.optim.schedule={config.optim.get("schedule")!r} is not a schedule; valid: '
         f'{", ".join(SCHEDULES)}')
+  models.compute_dtype(config.get('compute_dtype', 'float32'))
   if config.model.name not in models.MODELS:
     models.build_models(config.model, (28, 28, 1))  # raises the listing error
 
@@ -117,7 +118,8 @@ class Experiment:
     parallel.check_batch_size(config.batch_size, self.mesh)
     self.source = data.load_source(config.data) if data_shape is None else None
     self.data_shape = tuple(self.source.info['shape'] if data_shape is None else data_shape)
-    self.g_model, self.d_model = models.build_models(config.model, self.data_shape)
+    self.g_model, self.d_model = models.build_models(
+        config.model, self.data_shape, dtype=config.get('compute_dtype', 'float32'))
     self.cfg = step_config(config)
     self.root_key = jax.random.key(config.seed)
     self._replicated = parallel.replicated(self.mesh)

@@ -193,3 +193,45 @@ def test_shared_g_forward_equals_the_two_forward_step_on_the_same_latents(loss, 
   # It is a different step from the default one (fresh latents for G), not a relabelling.
   default, _ = jax.jit(functools.partial(steps.train_step, cfg=cfg))(state, reals, rng)
   assert not np.allclose(jax.tree.leaves(default.g.params)[0], jax.tree.leaves(shared.g.params)[0])
+
+
+@pytest.mark.parametrize('arch', ['dcgan', 'mlp'])
+def test_bf16_compute_keeps_float32_params_and_tracks_the_float32_step(arch):
+  """config.compute_dtype='bfloat16': matmuls/convs run in bf16 (seen in the jaxpr), params,
+  optimizer state and BN statistics stay float32, and losses track the float32 step."""
+  from gan_jax import models  # pylint: disable=g-import-not-at-top
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  mc = ml_collections.ConfigDict(
+      {'name': arch, 'ngf': 8, 'ndf': 8, 'g_hidden': (32,), 'd_hidden': (16,), 'd_pieces': 2})
+  out = {}
+  for dtype in ('float32', 'bfloat16'):
+    g, d = models.build_models(mc, (28, 28, 1), dtype=dtype)
+    state = create_state(g, d, optax.adam(1e-3, 0.5), optax.adam(1e-3, 0.5), 16, (28, 28, 1),
+                         jax.random.key(0), ema=True)
+    reals = jax.random.uniform(jax.random.key(1), (1, 8, 28, 28, 1), minval=-1, maxval=1)
+    step = jax.jit(functools.partial(steps.train_step, cfg=DC))
+    jaxpr = str(jax.make_jaxpr(functools.partial(steps.train_step, cfg=DC))(
+        state, reals, jax.random.key(2)))
+    new, m = step(state, reals, jax.random.key(2))
+    out[dtype] = (new, m, jaxpr)
+  new, m, jaxpr = out['bfloat16']
+  assert 'bf16' in jaxpr and 'bf16' not in out['float32'][2]
+  for leaf in jax.tree.leaves((new.g.params, new.d.params, new.g.opt_state, new.d.opt_state,
+                               new.g.batch_stats, new.ema_params)):
+    if hasattr(leaf, 'dtype') and jnp.issubdtype(leaf.dtype, jnp.floating):
+      assert leaf.dtype == jnp.float32, leaf.dtype
+  m32 = out['float32'][1]
+  for k in ('loss_D', 'loss_G'):
+    assert np.isfinite(m[k])
+    np.testing.assert_allclose(m[k], m32[k], rtol=3e-2)
+  # bf16 rounding really changed the numbers (the option is not a no-op).
+  assert float(m['loss_D']) != float(m32['loss_D'])
+
+
+def test_unknown_compute_dtype_is_a_config_error():
+  from gan_jax import config_base, train  # pylint: disable=g-import-not-at-top
+  c = config_base.base_config()
+  c.compute_dtype = 'float8'
+  with pytest.raises(Exception, match=r"config.compute_dtype='float8' .*valid: float32, bfloat16, "
+                     r"float16"):
+    train.validate_config(c)

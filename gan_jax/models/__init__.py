@@ -3,17 +3,17 @@
 from typing import Callable, Dict, Tuple
 
 import flax.linen as nn
+import jax.numpy as jnp
 import ml_collections
 
 from gan_jax.errors import ConfigError
 from gan_jax.models import dcgan, mlp
 
 
-def _dcgan(cfg, data_shape, bn_axis_name):
+def _dcgan(cfg, data_shape, bn_axis_name, dtype):
   if tuple(data_shape[:2]) != (28, 28):
     raise ConfigError(f'config.model.name=dcgan takes 28x28 images, the data has shape '
                       f'{tuple(data_shape)}; use a 28x28 dataset or another model')
-  dtype = cfg.get('dtype', None)
   g = dcgan.Generator(channels=data_shape[-1], ngf=cfg.get('ngf', 64), bn_axis_name=bn_axis_name,
                       dtype=dtype)
   d = dcgan.Discriminator(ndf=cfg.get('ndf', 64), bn_axis_name=bn_axis_name, dtype=dtype,
@@ -22,15 +22,15 @@ def _dcgan(cfg, data_shape, bn_axis_name):
   return g, d
 
 
-def _mlp(cfg, data_shape, bn_axis_name):
+def _mlp(cfg, data_shape, bn_axis_name, dtype):
   del bn_axis_name
   g = mlp.Generator(out_shape=tuple(data_shape), hidden=tuple(cfg.get('g_hidden', (1200, 1200))),
-                    tanh=cfg.get('g_tanh', True))
+                    tanh=cfg.get('g_tanh', True), dtype=dtype)
   d = mlp.Discriminator(hidden=tuple(cfg.get('d_hidden', (240, 240))),
                         pieces=cfg.get('d_pieces', 5), input_dropout=cfg.get('d_input_dropout', 0.2),
                         dropout=cfg.get('d_dropout', 0.5),
                         spectral_norm=cfg.get('spectral_norm', False),
-                        minibatch_std=cfg.get('minibatch_std', False))
+                        minibatch_std=cfg.get('minibatch_std', False), dtype=dtype)
   return g, d
 
 
@@ -40,11 +40,26 @@ MODELS: Dict[str, Callable[..., Tuple[nn.Module, nn.Module]]] = {
 }
 
 
-def build_models(model_config: ml_collections.ConfigDict, data_shape,
-                 bn_axis_name=None) -> Tuple[nn.Module, nn.Module]:
-  """(generator, discriminator) for ``model_config.name`` and data of shape ``data_shape``."""
+COMPUTE_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16, 'float16': jnp.float16}
+
+
+def compute_dtype(name: str):
+  """The jnp dtype for ``config.compute_dtype`` (None for float32: the modules' default)."""
+  if name not in COMPUTE_DTYPES:
+    raise ConfigError(f'config.compute_dtype={name!r} is not a compute dtype; valid: '
+                      f'{", ".join(COMPUTE_DTYPES)}')
+  return None if name == 'float32' else COMPUTE_DTYPES[name]
+
+
+def build_models(model_config: ml_collections.ConfigDict, data_shape, bn_axis_name=None,
+                 dtype: str = 'float32') -> Tuple[nn.Module, nn.Module]:
+  """(generator, discriminator) for ``model_config.name`` and data of shape ``data_shape``.
+
+  ``dtype`` is ``config.compute_dtype``: activations and matmuls run in it, while parameters
+  stay float32 and the nets return float32 images and logits.
+  """
   name = model_config.name
   if name not in MODELS:
     raise ConfigError(f'config.model.name={name!r} is not a known model; valid: '
                       f'{", ".join(sorted(MODELS))}')
-  return MODELS[name](model_config, tuple(data_shape), bn_axis_name)
+  return MODELS[name](model_config, tuple(data_shape), bn_axis_name, compute_dtype(dtype))

@@ -65,10 +65,11 @@ class Maxout(nn.Module):
   """Maxout unit (Goodfellow et al., 2013): ``max_k (x W_k + b_k)``, ``[B, D] -> [B, features]``."""
   features: int
   pieces: int
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, x):
-    y = nn.Dense(self.features * self.pieces)(x)
+    y = nn.Dense(self.features * self.pieces, dtype=self.dtype)(x)
     return y.reshape(x.shape[0], self.features, self.pieces).max(axis=-1)
 
 

@@ -10,7 +10,7 @@ The same modules with small widths and 2-D outputs serve the toy mixtures.
 """
 
 import math
-from typing import Sequence, Tuple
+from typing import Any, Sequence, Tuple
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -23,14 +23,15 @@ class Generator(nn.Module):
   out_shape: Tuple[int, ...] = (28, 28, 1)
   hidden: Sequence[int] = (1200, 1200)
   tanh: bool = True
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, z, train: bool = True):
     del train  # no BN or dropout
     x = z.reshape(z.shape[0], -1)
     for h in self.hidden:
-      x = nn.relu(nn.Dense(h)(x))
-    x = nn.Dense(math.prod(self.out_shape))(x)
+      x = nn.relu(nn.Dense(h, dtype=self.dtype)(x))
+    x = nn.Dense(math.prod(self.out_shape), dtype=self.dtype)(x).astype(jnp.float32)
     if self.tanh:
       x = jnp.tanh(x)
     return x.reshape((z.shape[0],) + tuple(self.out_shape))
@@ -49,19 +50,22 @@ class Discriminator(nn.Module):
   dropout: float = 0.5
   spectral_norm: bool = False
   minibatch_std: bool = False
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, x, train: bool = True, return_features: bool = False):
-    x = x.reshape(x.shape[0], -1).astype(jnp.float32)
+    x = x.reshape(x.shape[0], -1).astype(self.dtype or jnp.float32)
     x = nn.Dropout(self.input_dropout, deterministic=not train)(x)
     for h in self.hidden:
       if self.pieces > 1:
-        x = Maxout(h, self.pieces)(x)
+        x = Maxout(h, self.pieces, dtype=self.dtype)(x)
       else:
-        x = nn.leaky_relu(maybe_sn(nn.Dense(h), self.spectral_norm, train)(x), 0.2)
+        x = nn.leaky_relu(maybe_sn(nn.Dense(h, dtype=self.dtype), self.spectral_norm, train)(x),
+                          0.2)
       x = nn.Dropout(self.dropout, deterministic=not train)(x)
-    features = x
+    features = x.astype(jnp.float32)
     if self.minibatch_std:
       x = minibatch_stddev(x)
-    logits = maybe_sn(nn.Dense(1), self.spectral_norm, train)(x).reshape(x.shape[0])
+    logits = maybe_sn(nn.Dense(1, dtype=self.dtype), self.spectral_norm, train)(x)
+    logits = logits.reshape(x.shape[0]).astype(jnp.float32)
     return (logits, features) if return_features else logits
