@@ -67,3 +67,74 @@ def scatter_png(real, fake, path: str, title: str = '', lim=None) -> np.ndarray:
   plt.close(fig)
   save_png(rgb, path)
   return rgb
+
+
+def ungrid(picture, n: int, cell_shape, ncol: int = 0, pad: int = 2, scale: int = 1) -> np.ndarray:
+  """The inverse of ``grid`` (after ``save_png(..., scale)``): ``n`` uint8 cells ``[n, H, W, C]``.
+
+  Args:
+    picture: the uint8 picture, ``[rows, cols]`` or ``[rows, cols, C]``.
+    n: how many images the grid holds.
+    cell_shape: ``(H, W)`` or ``(H, W, C)`` of one image before scaling.
+    ncol, pad: as given to ``grid`` (``ncol=0``: ceil(sqrt(n))).
+    scale: the ``save_png`` scale; each cell is subsampled back to ``H x W``.
+
+  Raises:
+    ValueError: the picture's size is not the one ``grid`` makes for this layout.
+  """
+  picture = np.asarray(picture)
+  if picture.ndim == 2:
+    picture = picture[..., None]
+  h, w = cell_shape[:2]
+  ncol = ncol or int(math.ceil(math.sqrt(n)))
+  nrow = int(math.ceil(n / ncol))
+  want = (scale * (nrow * (h + pad) + pad), scale * (ncol * (w + pad) + pad))
+  if picture.shape[:2] != want:
+    raise ValueError(f'a {picture.shape[0]}x{picture.shape[1]} picture is not a grid of {n} '
+                     f'{h}x{w} images (that is {want[0]}x{want[1]})')
+  cells = []
+  for i in range(n):
+    r, q = divmod(i, ncol)
+    top, left = scale * (pad + r * (h + pad)), scale * (pad + q * (w + pad))
+    cells.append(picture[top:top + scale * h:scale, left:left + scale * w:scale])
+  return np.stack(cells)
+
+
+def label_width(labels) -> int:
+  """Pixels ``label_left`` needs for the longest of ``labels`` in Pillow's default font."""
+  from PIL import ImageFont
+  font = ImageFont.load_default()
+  return 8 + max(int(math.ceil(font.getlength(str(s)))) for s in labels)
+
+
+def label_left(picture, labels, row_height: int, width: int = 0, top: int = 0) -> np.ndarray:
+  """Adds a white margin left of ``picture`` with ``labels[i]`` written (black, Pillow's default
+  font) at the middle of band ``i`` (``row_height`` pixels each, from ``top``).
+
+  uint8 ``[H, W]``, ``[H, W, 1]`` or ``[H, W, 3]`` in, the same layout out, ``width`` pixels wider
+  (``width=0``: ``label_width(labels)``).
+  """
+  from PIL import ImageDraw, ImageFont
+  picture = np.asarray(picture)
+  single = picture.ndim == 3 and picture.shape[-1] == 1
+  if single:
+    picture = picture[..., 0]
+  width = width or label_width(labels)
+  margin = np.full((picture.shape[0], width) + picture.shape[2:], 255, np.uint8)
+  img = Image.fromarray(np.concatenate([margin, picture], axis=1))
+  draw = ImageDraw.Draw(img)
+  font = ImageFont.load_default()
+  for i, text in enumerate(labels):
+    y = top + i * row_height + row_height // 2
+    draw.text((4, y), str(text), fill=0 if img.mode == 'L' else (0, 0, 0), font=font, anchor='lm')
+  out = np.asarray(img)
+  return out[..., None] if single else out
+
+
+def save_gif(frames, path: str, duration_ms: int = 500):
+  """Writes uint8 ``[H, W]``/``[H, W, 3]`` frames (equal sizes) as a looping GIF, atomically."""
+  imgs = [Image.fromarray(np.asarray(f)[..., 0] if np.asarray(f).ndim == 3 and
+                          np.asarray(f).shape[-1] == 1 else np.asarray(f)) for f in frames]
+  tmp = f'{path}.tmp.gif'
+  imgs[0].save(tmp, save_all=True, append_images=imgs[1:], duration=duration_ms, loop=0)
+  os.replace(tmp, path)
