@@ -18,7 +18,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu
 python3 -c "import jax; print(jax.__version__, jax.devices())" >> "$OUT/gpu.txt" 2>&1
 T0=$(date +%s)
 # --- 1: the benchmark, alone on the GPU ---
-B="python3 benchmarks/throughput.py --platform gpu --no-peer --repeats 3 --steps $BENCH_STEPS --data-dir $DATA/mnist"
+B="timeout 75 python3 benchmarks/throughput.py --platform gpu --no-peer --repeats 3 --steps $BENCH_STEPS --data-dir $DATA/mnist"
 [ -n "${SKIP_BENCH:-}" ] || { $B --batch-sizes 256,1024
   $B --batch-sizes 256,1024 --set compute_dtype=bfloat16
   $B --mlp --batch-sizes 256,1024
@@ -30,7 +30,7 @@ R=runs/gpu_seeds
 run_seeds() {  # name config extra-flags...
   local name=$1 cfg=$2; shift 2
   for i in 0 1 2; do
-    python3 -m gan_jax.seeds --config="$cfg" --seeds=3 --only=$i --root=$R/$name \
+    timeout ${TRAIN_LIMIT:-300} python3 -m gan_jax.seeds --config="$cfg" --seeds=3 --only=$i --root=$R/$name \
       --config.num_steps=$STEPS $SEED_EXTRA "$@" > "$OUT/log_${name}_$i.txt" 2>&1 &
   done
 }
@@ -47,7 +47,7 @@ wait
 echo "training done at $(( $(date +%s) - T0 )) s" >> "$OUT/gpu.txt"
 for name in $NAMES; do
   cfg=experiments/mnist.py; [ $name = fashion ] && cfg=experiments/fashion.py
-  python3 -m gan_jax.seeds --config=$cfg --seeds=3 --collect --root=$R/$name \
+  timeout 120 python3 -m gan_jax.seeds --config=$cfg --seeds=3 --collect --root=$R/$name \
     --config.num_steps=$STEPS $SEED_EXTRA > "$OUT/collect_$name.txt" 2>&1 &
 done
 wait

@@ -28,7 +28,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMMIT = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=REPO, capture_output=True,
-                        text=True).stdout.strip() or 'unknown'
+                        text=True).stdout.strip() or os.environ.get('GAN_JAX_COMMIT', 'unknown')
 sys.path.insert(0, REPO)
 
 import jax  # noqa: E402
