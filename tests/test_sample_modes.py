@@ -14,7 +14,7 @@ from PIL import Image
 
 from conftest import REPO, subprocess_env, write_idx_fixture
 from test_configs import _load
-from gan_jax import images, latents, sample, train
+from gan_jax import config_base, images, latents, sample, train
 from gan_jax.errors import UserError
 from gan_jax.evaluation import classifier, nearest as nearest_lib, suite
 
@@ -309,3 +309,54 @@ def test_bad_input_cli_one_line_exit_2(run, tmp_path, args, match):
   assert r.returncode == 2, r.stderr[-2000:]
   assert len(lines) == 1 and lines[0].startswith('error: ') and match in lines[0], r.stderr[-2000:]
   assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize('mode', ['interpolate', 'nearest', 'classes'])
+def test_image_modes_refuse_a_2d_run(mode, tmp_path, monkeypatch):
+  config = config_base.base_config()
+  config.data.name = 'ring'
+  monkeypatch.setattr(train, 'restore_run', lambda wd, step: (config, (2,), None, None))
+  with pytest.raises(UserError, match=f'--mode={mode} draws images; the run in {tmp_path} has '
+                     '2-D points \\(config.data.name=ring\\); use --mode=grid or progress'):
+    getattr(sample, mode)(str(tmp_path), str(tmp_path / 'x.png'))
+
+
+class _FakeConditional:
+  """The conditional Experiment API (``num_classes``, ``generate_fn(state, z, use_ema, labels)``)
+  with a G whose top half shows the label and bottom half the latent's first coordinate."""
+  num_classes = 3
+
+  def __init__(self):
+    self.config = config_base.base_config()
+    self.config.model.latent_dim = 4
+    self.calls = []
+
+  def generate_fn(self, state, z, use_ema=True, labels=None):
+    del state
+    self.calls.append(use_ema)
+    top = jnp.broadcast_to((labels / 2.0 - 0.5)[:, None, None, None], (len(z), 14, 28, 1))
+    bottom = jnp.broadcast_to(jnp.tanh(z[:, 0])[:, None, None, None], (len(z), 14, 28, 1))
+    return jnp.concatenate([top, bottom], axis=1)
+
+
+def test_class_picture_rows_are_classes_and_columns_share_a_latent():
+  exp = _FakeConditional()
+  pic = sample.class_picture(exp, None, cols=4, key=jax.random.key(0), use_ema=False)
+  margin = pic.shape[1] - 2 * (4 * 30 + 2)
+  cells = _cells(pic, 12, 4, margin=margin).reshape(3, 4, 28, 28, 1)
+  for c in range(3):  # row c is class c in every column
+    np.testing.assert_array_equal(cells[c, :, :14], images.to_uint8(c / 2.0 - 0.5))
+  z = jax.random.normal(jax.random.key(0), (4, 4))
+  want = images.to_uint8(np.tanh(np.asarray(z[:, 0])))
+  for c in range(3):  # column j is latent j in every row
+    np.testing.assert_array_equal(cells[c, :, 14:, 0, 0], np.broadcast_to(want[:, None], (4, 14)))
+  assert exp.calls == [False]
+  assert pic[:, :margin].min() < 100  # the class labels are written in the margin
+
+
+def test_interpolation_of_a_conditional_g_keeps_one_class_per_row():
+  exp = _FakeConditional()
+  pic = sample.interpolation_picture(exp, None, rows=4, steps=3, key=jax.random.key(1))
+  cells = images.ungrid(pic, 12, (28, 28), ncol=3).reshape(4, 3, 28, 28, 1)
+  for r, c in enumerate([0, 1, 2, 0]):
+    np.testing.assert_array_equal(cells[r, :, :14], images.to_uint8(c / 2.0 - 0.5))
