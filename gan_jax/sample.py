@@ -19,8 +19,10 @@
   so a column shows one latent drawn as every class.
 * ``nearest``: the memorisation check. Each row is one sample, a gap, then its ``--k`` nearest
   *training* images in the evaluation classifier's 128-d feature space
-  (``gan_jax.evaluation.classifier``); the distances are printed as a table, next to the
-  distances at which held-out test images find their nearest training image, for scale.
+  (``gan_jax.evaluation.classifier``); the distances are printed as a table, and a summary line
+  sets the nearest-training-image distances of 1000 further samples beside those of 1000
+  held-out test images: samples much closer to the training set than real unseen images are
+  copies.
   ``--out`` writes the samples, neighbour indices and distances as an npz.
 * ``progress``: the fixed-latent grids that training saved at each eval step
   (``<workdir>/samples/step_*.png``), the first ``--cols`` samples of each as one labelled row per
@@ -83,7 +85,7 @@ _MODE_FLAGS = {
     'nearest': ('workdir', 'step', 'seed', 'ema', 'rows', 'k', 'out'),
     'progress': ('workdir', 'rows', 'cols', 'gif'),
 }
-# Held-out test images scored for the scale line of --mode=nearest.
+# Further samples, and held-out test images, scored for the summary line of --mode=nearest.
 _NEAREST_REFERENCE = 1000
 _SCALE = 2  # pixels per image pixel in the written pictures, as in training's grids
 _PAD = 2  # images.grid's default gap between images
@@ -266,7 +268,19 @@ def nearest_table(dist, idx) -> str:
   return '\n'.join(lines)
 
 
-def nearest(workdir, grid, rows=8, k=5, out=None, step=None, seed=0, use_ema=True):
+def _quantiles(d) -> str:
+  q = np.percentile(d, [5, 50])
+  return f'{q[0]:.3f} / {q[1]:.3f}'
+
+
+def nearest(workdir, grid, rows=8, k=5, out=None, step=None, seed=0, use_ema=True,
+            num_summary=_NEAREST_REFERENCE):
+  """--mode=nearest. Returns the table's ``(dist [rows, k], idx [rows, k])``.
+
+  The shown samples are those of ``--mode=grid --num rows`` with the same seed. The summary line
+  scores ``num_summary`` further samples and as many held-out test images by the distance to
+  their nearest training image.
+  """
   from gan_jax.evaluation import classifier, nearest as nearest_lib, suite
   _need_picture('nearest', grid)
   if out:
@@ -283,18 +297,21 @@ def nearest(workdir, grid, rows=8, k=5, out=None, step=None, seed=0, use_ema=Tru
     raise errors.UserError(f'--k={k} must lie in [1, {len(train_images)}] (the number of '
                            'training images)')
   _, train_features = net(train_images)
-  fake = exp.sample(state, rows, key=jax.random.key(seed), use_ema=use_ema)
+  key = jax.random.key(seed)
+  fake = exp.sample(state, rows, key=key, use_ema=use_ema)
   pic, dist, idx = nearest_picture(fake, train_images, train_features, net, k)
   images.save_png(pic, grid)
-  test_images = suite.load_images(config.data, 'test', _NEAREST_REFERENCE)
-  ref, _ = nearest_lib.nearest_neighbours(net(test_images)[1], train_features, 1)
   print(f'{config.name} step {int(state.step)}: the {k} nearest of {len(train_images)} training '
         f'images of {rows} samples, by Euclidean distance between {net.dataset} classifier '
         f'features ({train_features.shape[1]}-d)')
   print(nearest_table(dist, idx))
-  q = np.percentile(ref[:, 0], [5, 50])
-  print(f'for scale: {len(ref)} held-out test images lie at median {q[1]:.3f} (5th percentile '
-        f'{q[0]:.3f}) from their nearest training image; a sample far below that is a near-copy')
+  more = exp.sample(state, num_summary, key=jax.random.fold_in(key, 1), use_ema=use_ema)
+  gen, _ = nearest_lib.nearest_neighbours(net(more)[1], train_features, 1)
+  test_images = suite.load_images(config.data, 'test', num_summary)
+  ref, _ = nearest_lib.nearest_neighbours(net(test_images)[1], train_features, 1)
+  print(f'distance to the nearest training image, 5th percentile / median: {len(gen)} more '
+        f'samples {_quantiles(gen)} (closest {gen.min():.3f}); {len(ref)} held-out test images '
+        f'{_quantiles(ref)}. Samples far closer than test images are near-copies.')
   if out:
     arr = images.to_uint8(fake)
     np.savez_compressed(out, samples=arr[..., 0] if arr.shape[-1] == 1 else arr,

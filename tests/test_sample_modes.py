@@ -215,11 +215,11 @@ def test_nearest_picture_finds_training_images_at_distance_zero(run, net):
 def test_nearest_mode_prints_a_table_and_writes_the_npz(run, net, tmp_path, capsys, monkeypatch):
   monkeypatch.setattr(classifier, 'load', lambda name: net)
   png, out = str(tmp_path / 'n.png'), str(tmp_path / 'n.npz')
-  dist, idx = sample.nearest(run['workdir'], png, rows=3, k=2, out=out)
+  dist, idx = sample.nearest(run['workdir'], png, rows=3, k=2, out=out, num_summary=3)
   text = capsys.readouterr().out
   table = [l for l in text.splitlines() if l[:1].isdigit()]
   assert len(table) == 3 and f'{idx[2, 1]}: {dist[2, 1]:6.3f}' in table[2]
-  assert '64 held-out test images lie at median' in text
+  assert '3 more samples' in text and '3 held-out test images' in text
   saved = np.load(out)
   assert saved['samples'].shape == (3, 28, 28) and saved['samples'].dtype == np.uint8
   np.testing.assert_array_equal(saved['neighbours'], idx)
