@@ -8,6 +8,7 @@ import ml_collections
 
 from gan_jax.errors import ConfigError
 from gan_jax.models import dcgan, mlp
+from gan_jax.models import resnet
 
 
 def _dcgan(cfg, data_shape, bn_axis_name, dtype):
@@ -34,9 +35,27 @@ def _mlp(cfg, data_shape, bn_axis_name, dtype):
   return g, d
 
 
+def _sngan_resnet(cfg, data_shape, bn_axis_name, dtype):
+  """SNGAN ResNet: the 32x32 or the 28x28 layout, chosen by the data's image size."""
+  size = tuple(data_shape[:2])
+  if len(data_shape) != 3 or size not in resnet.LAYOUTS:
+    valid = ', '.join(f'{h}x{w}' for h, w in sorted(resnet.LAYOUTS))
+    raise ConfigError(f'config.model.name=sngan_resnet takes images of size {valid}; the data has '
+                      f'shape {tuple(data_shape)}')
+  bottom, num_blocks = resnet.LAYOUTS[size]
+  num_classes = cfg.get('num_classes', 0) or 0
+  g = resnet.Generator(channels=data_shape[-1], ch=cfg.get('g_ch', 256), bottom=bottom,
+                       num_blocks=num_blocks, num_classes=num_classes, bn_axis_name=bn_axis_name,
+                       dtype=dtype)
+  d = resnet.Discriminator(ch=cfg.get('d_ch', 128), num_classes=num_classes,
+                           spectral_norm=cfg.get('spectral_norm', True), dtype=dtype)
+  return g, d
+
+
 MODELS: Dict[str, Callable[..., Tuple[nn.Module, nn.Module]]] = {
     'dcgan': _dcgan,
     'mlp': _mlp,
+    'sngan_resnet': _sngan_resnet,
 }
 
 

@@ -1,0 +1,234 @@
+"""SNGAN ResNet generator and discriminator (Miyato et al., 2018), optionally class-conditional.
+
+The CIFAR-10 ResNet of "Spectral Normalization for GANs" (its appendix), NHWC:
+
+  G: z -> Dense 4x4x256 -> 3 x ResBlock up (256) -> BN, ReLU -> Conv 3x3 (C) -> tanh   (32x32)
+  D: x -> OptimizedBlock down (128) -> ResBlock down (128) -> 2 x ResBlock (128) -> ReLU
+       -> sum over H, W -> SN Dense 1                                                 (8x8 last)
+
+and a 28x28 variant for MNIST-sized data: G starts at 7x7 and has 2 up blocks (7 -> 14 -> 28);
+D is the same net (its two down blocks take 28 -> 14 -> 7). ``LAYOUTS`` maps image sizes to G's
+start size and number of up blocks. Widths are ``g_ch`` / ``d_ch`` (256 / 128 in the paper).
+
+G's ResBlock:  h = Conv3x3(ReLU(BN(Conv3x3(up(ReLU(BN(x)))))));  x' = h + Conv1x1(up(x))
+D's ResBlock:  h = Conv3x3(ReLU(Conv3x3(ReLU(x)))) [-> avgpool];  x' = h + shortcut(x), where the
+               shortcut is Conv1x1 then avgpool when the block downsamples or changes width, else x.
+D's first ("optimized") block has no ReLU before its first conv, and its shortcut pools first:
+               h = avgpool(Conv3x3(ReLU(Conv3x3(x))));  x' = h + Conv1x1(avgpool(x)).
+``up`` is 2x nearest-neighbour upsampling, ``avgpool`` 2x2 average pooling. Every layer of D
+(convs, the final dense layer, the projection embedding) is spectrally normalised, with one
+power iteration per training call (``layers.maybe_sn``).
+
+Class-conditional (``num_classes > 0``): G's BatchNorms in the blocks become
+``ConditionalBatchNorm`` (per-class gamma, beta), and D adds the projection term of
+Miyato & Koyama (2018): ``logit(x, y) = psi(phi(x)) + <embed(y), phi(x)>``, with ``phi(x)`` the
+pooled features. Signatures, the same as every conditional model's: ``G(z, labels=None,
+train=True)`` and ``D(x, labels=None, train=True, return_features=False)``; a conditional net
+takes ``labels=None`` only while initialising. Init: Glorot uniform, gain sqrt(2) on the
+residual convs and 1 elsewhere, as in the authors' code.
+"""
+
+from typing import Any, Optional
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from gan_jax.models.layers import maybe_sn
+
+__all__ = ['LAYOUTS', 'ConditionalBatchNorm', 'Discriminator', 'Generator']
+
+# Image size (H, W) -> (G's start size, G's number of 2x up blocks).
+LAYOUTS = {(32, 32): (4, 3), (28, 28): (7, 2)}
+
+_init = nn.initializers.xavier_uniform()
+# Glorot uniform with gain sqrt(2): variance_scaling's scale is the gain squared.
+_init_res = nn.initializers.variance_scaling(2.0, 'fan_avg', 'uniform')
+
+
+class ConditionalBatchNorm(nn.Module):
+  """Class-conditional BatchNorm (de Vries et al., 2017; Miyato & Koyama, 2018).
+
+  ``y = gamma[label] * (x - mean) / sqrt(var + eps) + beta[label]``: the statistics are those of
+  plain BatchNorm (batch statistics in training, running averages otherwise, in
+  ``'batch_stats'``), shared by all classes; the scale and shift are per-class rows of two
+  ``[num_classes, C]`` embeddings, initialised to 1 and 0 as in the authors' code, so that at
+  initialisation it is unconditional BatchNorm.
+
+  ``x`` is ``[B, ..., C]``, ``labels`` int ``[B]`` in ``[0, num_classes)``; the result has ``x``'s
+  shape.
+  """
+  num_classes: int
+  use_running_average: bool = False
+  momentum: float = 0.9
+  epsilon: float = 1e-5
+  axis_name: Optional[str] = None
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, x, labels):
+    x = nn.BatchNorm(use_running_average=self.use_running_average, momentum=self.momentum,
+                     epsilon=self.epsilon, use_scale=False, use_bias=False,
+                     axis_name=self.axis_name, dtype=self.dtype, name='bn')(x)
+    c = x.shape[-1]
+    gamma = nn.Embed(self.num_classes, c, embedding_init=nn.initializers.ones, name='gamma')(labels)
+    beta = nn.Embed(self.num_classes, c, embedding_init=nn.initializers.zeros, name='beta')(labels)
+    shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (c,)
+    return x * gamma.reshape(shape).astype(x.dtype) + beta.reshape(shape).astype(x.dtype)
+
+
+def _labels_for(module: nn.Module, labels, batch: int):
+  """``labels`` as int32 ``[batch]`` for a conditional net; zeros while initialising (which
+  builds the same params), ValueError when applying without them: a forgotten label must not
+  silently mean class 0."""
+  if labels is None:
+    if module.is_initializing():
+      return jnp.zeros((batch,), jnp.int32)
+    raise ValueError(f'{type(module).__name__} is class-conditional (num_classes='
+                     f'{module.num_classes}): pass labels=int [B] in [0, {module.num_classes})')
+  labels = jnp.asarray(labels)
+  if labels.shape != (batch,):
+    raise ValueError(f'labels have shape {labels.shape}; expected ({batch},), one per sample')
+  return labels.astype(jnp.int32)
+
+
+def _upsample(x):
+  """2x nearest-neighbour upsampling, ``[B, H, W, C] -> [B, 2H, 2W, C]``."""
+  b, h, w, c = x.shape
+  x = jnp.broadcast_to(x[:, :, None, :, None, :], (b, h, 2, w, 2, c))
+  return x.reshape(b, 2 * h, 2 * w, c)
+
+
+def _avgpool(x):
+  return nn.avg_pool(x, (2, 2), strides=(2, 2))
+
+
+def _conv(features, k, init, dtype, name=None):
+  return nn.Conv(features, (k, k), padding=((k // 2, k // 2),) * 2, kernel_init=init, dtype=dtype,
+                 name=name)
+
+
+def _bn(num_classes, train, axis_name, dtype, name):
+  """BatchNorm, or class-conditional BatchNorm (called with labels) when ``num_classes > 0``."""
+  kw = dict(use_running_average=not train, momentum=0.9, epsilon=1e-5, axis_name=axis_name,
+            dtype=dtype, name=name)
+  if num_classes:
+    return ConditionalBatchNorm(num_classes, **kw)
+  bn = nn.BatchNorm(**kw)
+  return lambda x, labels: bn(x)
+
+
+class GBlock(nn.Module):
+  """Generator ResBlock with 2x upsampling: ``[B, H, W, Cin] -> [B, 2H, 2W, features]``."""
+  features: int
+  num_classes: int = 0
+  bn_axis_name: Optional[str] = None
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, x, labels=None, train: bool = True):
+    norm = lambda name: _bn(self.num_classes, train, self.bn_axis_name, self.dtype, name)
+    h = _upsample(nn.relu(norm('bn1')(x, labels)))
+    h = _conv(self.features, 3, _init_res, self.dtype, 'conv1')(h)
+    h = _conv(self.features, 3, _init_res, self.dtype, 'conv2')(nn.relu(norm('bn2')(h, labels)))
+    return h + _conv(self.features, 1, _init, self.dtype, name='shortcut')(_upsample(x))
+
+
+class DBlock(nn.Module):
+  """Discriminator ResBlock: ``[B, H, W, Cin] -> [B, H/2, W/2, features]`` when ``downsample``,
+  else ``[B, H, W, features]``. ``optimized`` is the first block (input: the image)."""
+  features: int
+  downsample: bool = True
+  optimized: bool = False
+  spectral_norm: bool = True
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, x, train: bool = True):
+    sn = lambda layer: maybe_sn(layer, self.spectral_norm, train)
+    conv = lambda k, init, name: sn(_conv(self.features, k, init, self.dtype, name=name))
+    h = x if self.optimized else nn.relu(x)
+    h = conv(3, _init_res, 'conv1')(h)
+    h = conv(3, _init_res, 'conv2')(nn.relu(h))
+    if self.downsample:
+      h = _avgpool(h)
+    if self.optimized:
+      return h + conv(1, _init, 'shortcut')(_avgpool(x))
+    if self.downsample or x.shape[-1] != self.features:
+      s = conv(1, _init, 'shortcut')(x)
+      return h + (_avgpool(s) if self.downsample else s)
+    return h + x
+
+
+class Generator(nn.Module):
+  """``z [B, latent] -> images [B, bottom * 2**num_blocks, same, channels]`` in [-1, 1].
+
+  Attributes:
+    channels: image channels C.
+    ch: width of every block (256 in the paper).
+    bottom: spatial size of the first feature map (4 for 32x32, 7 for 28x28).
+    num_blocks: number of 2x up blocks (3 for 32x32, 2 for 28x28).
+    num_classes: > 0 makes G class-conditional (``ConditionalBatchNorm`` in the blocks; then
+      ``labels`` are required except while initialising); 0 ignores ``labels``.
+  """
+  channels: int = 3
+  ch: int = 256
+  bottom: int = 4
+  num_blocks: int = 3
+  num_classes: int = 0
+  bn_axis_name: Optional[str] = None
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, z, labels=None, train: bool = True):
+    labels = _labels_for(self, labels, z.shape[0]) if self.num_classes else None
+    b = z.shape[0]
+    x = nn.Dense(self.bottom * self.bottom * self.ch, kernel_init=_init, dtype=self.dtype,
+                 name='dense')(z.reshape(b, -1))
+    x = x.reshape(b, self.bottom, self.bottom, self.ch)
+    for i in range(self.num_blocks):
+      x = GBlock(self.ch, self.num_classes, self.bn_axis_name, self.dtype, name=f'block{i + 1}')(
+          x, labels, train)
+    # The last BN is unconditional, as in the authors' code.
+    x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                     axis_name=self.bn_axis_name, dtype=self.dtype, name='bn')(x)
+    x = _conv(self.channels, 3, _init, self.dtype, 'conv_out')(nn.relu(x))
+    return jnp.tanh(x.astype(jnp.float32))
+
+
+class Discriminator(nn.Module):
+  """``images [B, H, W, C] -> logits [B]`` (and the pooled features ``[B, ch]`` with
+  ``return_features``: what feature matching matches).
+
+  ``logit = w . phi(x) + b [+ <embed(y), phi(x)>]`` where ``phi(x)`` is the sum over space of
+  ReLU of the last block's output. The projection term is there when ``num_classes > 0``; then
+  ``labels`` (int ``[B]``) are required except while initialising. With ``num_classes = 0``
+  ``labels`` are ignored.
+
+  Attributes:
+    ch: width of every block (128 in the paper).
+    num_classes: > 0 adds the projection term (Miyato & Koyama, 2018).
+    spectral_norm: spectral normalisation on every layer (on in SNGAN).
+  """
+  ch: int = 128
+  num_classes: int = 0
+  spectral_norm: bool = True
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, x, labels=None, train: bool = True, return_features: bool = False):
+    kw = dict(spectral_norm=self.spectral_norm, dtype=self.dtype)
+    h = DBlock(self.ch, downsample=True, optimized=True, name='block1', **kw)(x, train)
+    h = DBlock(self.ch, downsample=True, name='block2', **kw)(h, train)
+    h = DBlock(self.ch, downsample=False, name='block3', **kw)(h, train)
+    h = DBlock(self.ch, downsample=False, name='block4', **kw)(h, train)
+    features = jnp.sum(nn.relu(h).astype(jnp.float32), axis=(1, 2))  # [B, ch]
+    logits = maybe_sn(nn.Dense(1, kernel_init=_init, name='linear'), self.spectral_norm,
+                      train)(features)[:, 0]
+    if self.num_classes:
+      embed = maybe_sn(nn.Embed(self.num_classes, self.ch, embedding_init=_init, name='embed'),
+                       self.spectral_norm, train)
+      logits = logits + jnp.sum(embed(_labels_for(self, labels, x.shape[0])) * features, axis=-1)
+    logits = logits.astype(jnp.float32)
+    if return_features:
+      return logits, features
+    return logits
