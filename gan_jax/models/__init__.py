@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from gan_jax.errors import ConfigError
-from gan_jax.models import dcgan, mlp
+from gan_jax.models import cond, dcgan, mlp
 from gan_jax.models import resnet
 
 
@@ -52,11 +52,42 @@ def _sngan_resnet(cfg, data_shape, bn_axis_name, dtype):
   return g, d
 
 
+def _conditional_dcgan(name, g_cls, d_cls):
+  """Builder of a class-conditional 28x28 DCGAN pair (gan_jax/models/cond.py)."""
+  def build(cfg, data_shape, bn_axis_name, dtype):
+    if tuple(data_shape[:2]) != (28, 28):
+      raise ConfigError(f'config.model.name={name} takes 28x28 images, the data has shape '
+                        f'{tuple(data_shape)}; use a 28x28 dataset or another model')
+    g = g_cls(num_classes=cfg.num_classes, channels=data_shape[-1], ngf=cfg.get('ngf', 64),
+              bn_axis_name=bn_axis_name, dtype=dtype)
+    d = d_cls(num_classes=cfg.num_classes, ndf=cfg.get('ndf', 64), bn_axis_name=bn_axis_name,
+              dtype=dtype, spectral_norm=cfg.get('spectral_norm', False),
+              minibatch_std=cfg.get('minibatch_std', False))
+    return g, d
+  return build
+
+
 MODELS: Dict[str, Callable[..., Tuple[nn.Module, nn.Module]]] = {
     'dcgan': _dcgan,
     'mlp': _mlp,
     'sngan_resnet': _sngan_resnet,
+    # G with class-conditional BatchNorm, projection D (Miyato & Koyama, 2018).
+    'dcgan_cbn_proj': _conditional_dcgan('dcgan_cbn_proj', cond.CBNGenerator,
+                                         cond.ProjectionDiscriminator),
+    # cGAN (Mirza & Osindero, 2014): one-hot label concatenated to z and to D's input channels.
+    'dcgan_concat': _conditional_dcgan('dcgan_concat', cond.ConcatGenerator,
+                                       cond.ConcatDiscriminator),
+    # The concat G with the projection D.
+    'dcgan_concat_proj': _conditional_dcgan('dcgan_concat_proj', cond.ConcatGenerator,
+                                            cond.ProjectionDiscriminator),
 }
+
+
+# Models that always condition on class labels: build_models hands their builders the data's
+# number of classes as cfg.num_classes (unless the config sets model.num_classes) and refuses
+# unlabelled data. Their modules expose ``num_classes``; the trainer feeds labels to any G
+# whose ``num_classes`` is > 0.
+CONDITIONAL_MODELS = frozenset({'dcgan_cbn_proj', 'dcgan_concat', 'dcgan_concat_proj'})
 
 
 COMPUTE_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16, 'float16': jnp.float16}
@@ -71,14 +102,26 @@ def compute_dtype(name: str):
 
 
 def build_models(model_config: ml_collections.ConfigDict, data_shape, bn_axis_name=None,
-                 dtype: str = 'float32') -> Tuple[nn.Module, nn.Module]:
+                 dtype: str = 'float32', num_classes: int = 0) -> Tuple[nn.Module, nn.Module]:
   """(generator, discriminator) for ``model_config.name`` and data of shape ``data_shape``.
 
   ``dtype`` is ``config.compute_dtype``: activations and matmuls run in it, while parameters
-  stay float32 and the nets return float32 images and logits.
+  stay float32 and the nets return float32 images and logits. ``num_classes`` is the number of
+  classes of the data (0 = unlabelled); ``CONDITIONAL_MODELS`` take it (or an explicit
+  ``model.num_classes``) and raise a ConfigError without one.
   """
   name = model_config.name
   if name not in MODELS:
+    plain = sorted(set(MODELS) - CONDITIONAL_MODELS)
     raise ConfigError(f'config.model.name={name!r} is not a known model; valid: '
-                      f'{", ".join(sorted(MODELS))}')
+                      f'{", ".join(plain)}; class-conditional: '
+                      f'{", ".join(sorted(CONDITIONAL_MODELS))}')
+  if name in CONDITIONAL_MODELS:
+    classes = model_config.get('num_classes') or num_classes or 0
+    if classes < 1:
+      raise ConfigError(f'config.model.name={name!r} is class-conditional and needs a labelled '
+                        'dataset (the data has no class labels); use a labelled dataset or an '
+                        f'unconditional model ({", ".join(sorted(set(MODELS) - CONDITIONAL_MODELS))})')
+    model_config = ml_collections.ConfigDict(model_config.to_dict())  # an unlocked copy
+    model_config.num_classes = int(classes)
   return MODELS[name](model_config, tuple(data_shape), bn_axis_name, compute_dtype(dtype))

@@ -1,0 +1,192 @@
+"""Class-conditional DCGANs for 28x28 images: ``G(z, labels)`` and ``D(x, labels)``.
+
+Two ways of telling the nets the class ``y`` in ``[0, num_classes)``:
+
+* ``CBNGenerator`` + ``ProjectionDiscriminator``: the modern recipe. G's BatchNorms are
+  class-conditional (de Vries et al., 2017; Dumoulin et al., 2017): the statistics are shared
+  across classes, the affine map is per class, ``gamma[y] * x_hat + beta[y]``. D is a
+  projection discriminator (Miyato & Koyama, 2018, "cGANs with Projection Discriminator"):
+  ``D(x, y) = psi(h(x)) + <embed(y), h(x)>`` with ``h`` D's last feature layer (flattened) and
+  ``psi`` linear, the form of the log density ratio when p(y|x) is log-linear in ``h``.
+* ``ConcatGenerator`` + ``ConcatDiscriminator``: the original cGAN (Mirza & Osindero, 2014).
+  The one-hot label is concatenated to ``z`` in G and, as ``num_classes`` constant planes, to
+  D's input channels; the nets are otherwise ``dcgan.Generator`` / ``dcgan.Discriminator``.
+
+Any G pairs with any D (``gan_jax.models.MODELS``: 'dcgan_cbn_proj', 'dcgan_concat',
+'dcgan_concat_proj'). In this shallow G, cBN can only scale and shift whole channels of two
+layers, while the concat G's first (dense) layer gives every class its own 7x7 pattern; at
+DCGAN learning rates the cBN G learns to follow its labels much more slowly.
+
+Signatures (shared with every conditional model): ``G(z, labels=None, train=True)`` and
+``D(x, labels=None, train=True, return_features=False)``. ``labels`` are int ``[B]``; they may
+be left out only while initialising (``create_state`` builds the params without labels), never
+when applying: a forgotten label must not silently mean class 0.
+"""
+
+from typing import Any, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from gan_jax.models import dcgan
+from gan_jax.models.layers import (UpConv4x4s2, bn_scale_init, dcgan_init, maybe_sn,
+                                   minibatch_stddev)
+
+
+def _labels_for(module: nn.Module, labels, batch: int):
+  """``labels`` as int32 ``[batch]``; zeros while initialising; ValueError when missing."""
+  if labels is None:
+    if module.is_initializing():
+      return jnp.zeros((batch,), jnp.int32)
+    raise ValueError(f'{type(module).__name__} is class-conditional: pass labels=int [B] in '
+                     f'[0, {module.num_classes})')
+  labels = jnp.asarray(labels).astype(jnp.int32)
+  if labels.shape != (batch,):
+    raise ValueError(f'labels have shape {labels.shape}; expected ({batch},), one per sample')
+  return labels
+
+
+class ConditionalBatchNorm(nn.Module):
+  """BatchNorm whose scale and shift are chosen by the class: ``gamma[y] * x_hat + beta[y]``.
+
+  ``x_hat`` is normalised with statistics shared by all classes (batch statistics in training,
+  running averages otherwise, kept in ``batch_stats`` like a plain BatchNorm). ``gamma`` and
+  ``beta`` are ``[num_classes, C]`` tables (an embedding of the label), initialised like the
+  DCGAN BatchNorm: ``gamma ~ N(1, 0.02)``, ``beta = 0``.
+  """
+  num_classes: int
+  momentum: float = 0.9
+  epsilon: float = 1e-5
+  axis_name: Optional[str] = None
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, x, labels, train: bool = True):
+    c = x.shape[-1]
+    x_hat = nn.BatchNorm(use_running_average=not train, momentum=self.momentum,
+                         epsilon=self.epsilon, use_scale=False, use_bias=False,
+                         axis_name=self.axis_name, dtype=self.dtype)(x)
+    gamma = self.param('gamma', bn_scale_init, (self.num_classes, c), jnp.float32)
+    beta = self.param('beta', nn.initializers.zeros, (self.num_classes, c), jnp.float32)
+    shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (c,)
+    dtype = self.dtype or x_hat.dtype
+    return (gamma[labels].reshape(shape).astype(dtype) * x_hat
+            + beta[labels].reshape(shape).astype(dtype))
+
+
+class CBNGenerator(nn.Module):
+  """``(z [B, latent], labels [B]) -> images [B, 28, 28, channels]`` in [-1, 1].
+
+  ``dcgan.Generator`` with each BatchNorm replaced by a ``ConditionalBatchNorm``:
+
+    z -> Dense 7*7*4ngf -> cBN(y), ReLU -> ConvT 4/2 (2ngf) -> cBN(y), ReLU -> ConvT 4/2 (C) -> tanh
+  """
+  num_classes: int
+  channels: int = 1
+  ngf: int = 64
+  bn_axis_name: Optional[str] = None
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, z, labels=None, train: bool = True):
+    b = z.shape[0]
+    labels = _labels_for(self, labels, b)
+    cbn = lambda: ConditionalBatchNorm(self.num_classes, axis_name=self.bn_axis_name,
+                                       dtype=self.dtype)
+    x = nn.Dense(7 * 7 * 4 * self.ngf, use_bias=False, kernel_init=dcgan_init, dtype=self.dtype)(
+        z.reshape(b, -1))
+    x = x.reshape(b, 7, 7, 4 * self.ngf)
+    x = nn.relu(cbn()(x, labels, train))
+    x = UpConv4x4s2(2 * self.ngf, dtype=self.dtype)(x)
+    x = nn.relu(cbn()(x, labels, train))
+    x = UpConv4x4s2(self.channels, dtype=self.dtype)(x)
+    return jnp.tanh(x.astype(jnp.float32))
+
+
+class ProjectionDiscriminator(nn.Module):
+  """``(images [B, 28, 28, C], labels [B]) -> logits [B]``: the DCGAN D with a projection head.
+
+    h = LReLU(BN(Conv 4/2 (2ndf) (LReLU(Conv 4/2 (ndf) (x)))))      [B, 7, 7, 2ndf], flattened
+    logit = psi(h) + <embed(y), h>,   psi(h) = <w, h>,   embed(y) = E[y]  (E: [num_classes, 98ndf])
+
+  ``psi`` is the unconditional DCGAN head (its 7x7 conv is this dot product), so with ``E = 0``
+  the net is ``dcgan.Discriminator``. ``return_features`` also returns ``h`` (feature
+  matching). ``spectral_norm`` normalises every conv, ``psi`` and ``E`` (Miyato & Koyama apply
+  it to the embedding too) and drops BN; ``minibatch_std`` feeds ``psi`` the extra stddev plane
+  (the projection term uses ``h`` alone).
+  """
+  num_classes: int
+  ndf: int = 64
+  bn_axis_name: Optional[str] = None
+  dtype: Any = None
+  spectral_norm: bool = False
+  minibatch_std: bool = False
+
+  @nn.compact
+  def __call__(self, x, labels=None, train: bool = True, return_features: bool = False):
+    b = x.shape[0]
+    labels = _labels_for(self, labels, b)
+
+    def conv(f, k, s, p):
+      layer = nn.Conv(f, (k, k), (s, s), padding=((p, p), (p, p)), use_bias=False,
+                      kernel_init=dcgan_init, dtype=self.dtype)
+      return maybe_sn(layer, self.spectral_norm, train)
+    x = nn.leaky_relu(conv(self.ndf, 4, 2, 1)(x), 0.2)
+    x = conv(2 * self.ndf, 4, 2, 1)(x)
+    if not self.spectral_norm:
+      x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                       scale_init=bn_scale_init, axis_name=self.bn_axis_name, dtype=self.dtype)(x)
+    features = nn.leaky_relu(x, 0.2)
+    h = features.reshape(b, -1)
+    psi_in = minibatch_stddev(features).reshape(b, -1) if self.minibatch_std else h
+    psi = maybe_sn(nn.Dense(1, use_bias=False, kernel_init=dcgan_init, dtype=self.dtype, name='psi'),
+                   self.spectral_norm, train)
+    # embed(y) as a Dense on one-hot(y): the kernel is the [num_classes, dim] table E, and the
+    # layer form lets spectral normalisation wrap it like any other.
+    embed = maybe_sn(nn.Dense(h.shape[-1], use_bias=False, kernel_init=dcgan_init,
+                              dtype=self.dtype, name='embed'), self.spectral_norm, train)
+    e = embed(jax.nn.one_hot(labels, self.num_classes, dtype=h.dtype))
+    logits = (psi(psi_in)[:, 0] + jnp.sum(e * h, axis=-1)).astype(jnp.float32)
+    if return_features:
+      return logits, h.astype(jnp.float32)
+    return logits
+
+
+class ConcatGenerator(nn.Module):
+  """cGAN G (Mirza & Osindero, 2014): ``dcgan.Generator`` on ``[z, one_hot(y)]``."""
+  num_classes: int
+  channels: int = 1
+  ngf: int = 64
+  bn_axis_name: Optional[str] = None
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, z, labels=None, train: bool = True):
+    labels = _labels_for(self, labels, z.shape[0])
+    y = jax.nn.one_hot(labels, self.num_classes, dtype=z.dtype)
+    net = dcgan.Generator(channels=self.channels, ngf=self.ngf, bn_axis_name=self.bn_axis_name,
+                          dtype=self.dtype, name='net')
+    return net(jnp.concatenate([z.reshape(z.shape[0], -1), y], axis=-1), train=train)
+
+
+class ConcatDiscriminator(nn.Module):
+  """cGAN D (Mirza & Osindero, 2014): ``dcgan.Discriminator`` on ``x`` with ``num_classes``
+  extra input channels, channel ``k`` constant ``1[y = k]`` (the one-hot label as planes)."""
+  num_classes: int
+  ndf: int = 64
+  bn_axis_name: Optional[str] = None
+  dtype: Any = None
+  spectral_norm: bool = False
+  minibatch_std: bool = False
+
+  @nn.compact
+  def __call__(self, x, labels=None, train: bool = True, return_features: bool = False):
+    labels = _labels_for(self, labels, x.shape[0])
+    y = jax.nn.one_hot(labels, self.num_classes, dtype=x.dtype)
+    planes = jnp.broadcast_to(y[:, None, None, :], x.shape[:-1] + (self.num_classes,))
+    net = dcgan.Discriminator(ndf=self.ndf, bn_axis_name=self.bn_axis_name, dtype=self.dtype,
+                              spectral_norm=self.spectral_norm, minibatch_std=self.minibatch_std,
+                              name='net')
+    return net(jnp.concatenate([x, planes], axis=-1), train=train,
+               return_features=return_features)
