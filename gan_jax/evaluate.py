@@ -7,7 +7,9 @@
 Images are compared with ``--num`` images of the dataset's test split through the evaluation
 classifier (``python -m gan_jax.evaluation.train_classifier``): FD (key ``fd``), the classifier
 score, KID (± its std over subsets), precision/recall, density/coverage, classes covered and the
-class histogram, each with its sample counts. For 2-D toy runs it reports the mode metrics.
+class histogram, each with its sample counts. For 2-D toy runs it reports the mode metrics. For
+class-conditional runs the samples are made for balanced labels (``0, 1, ..., K-1, 0, ...``) and
+``class_acc`` is the fraction the classifier assigns to the class they were made for.
 
 ``--reference`` prints two lines to read every other number against: the *ceiling* (``num``
 training images scored like samples; no generator can beat real data by much) and the *noise
@@ -41,7 +43,8 @@ def define_flags():
   flags.DEFINE_string('data_dir', '', 'IDX folder of the dataset (default: found as in training).')
 
 
-_SHOWN = ('fd', 'score', 'kid', 'precision', 'recall', 'density', 'coverage', 'classes_covered')
+_SHOWN = ('fd', 'score', 'kid', 'precision', 'recall', 'density', 'coverage', 'classes_covered',
+          'class_acc')
 
 
 def summary_line(name: str, m) -> str:
@@ -63,9 +66,12 @@ def reference(dataset: str, num: int, data_dir: str = ''):
 
 def evaluate_run(workdir, num, step=None, seed=0, use_ema=True, dataset=None, data_dir=''):
   config, shape, exp, state = train.restore_run(workdir, step)
-  x = exp.sample(state, num, key=jax.random.key(10_000 + seed), use_ema=use_ema)
+  labels = exp.class_labels(num)  # None unless the run is class-conditional
+  x = exp.sample(state, num, key=jax.random.key(10_000 + seed), use_ema=use_ema, labels=labels)
   info = {'workdir': workdir, 'step': int(state.step), 'ema': bool(use_ema and
                                                                 state.ema_params is not None)}
+  if labels is not None:
+    info['num_classes'] = exp.num_classes
   if len(shape) == 1:  # 2-D mixture: the mode metrics
     src = data.load_source(config.data)
     m = modes.mode_metrics(x, src.info['centers'], src.info['std'])
@@ -74,7 +80,7 @@ def evaluate_run(workdir, num, step=None, seed=0, use_ema=True, dataset=None, da
   if dataset or data_dir:
     cfg = suite.data_config(dataset or config.data.name, directory=data_dir)
   ev = suite.Evaluator.for_dataset(cfg.name, num, cfg)
-  return {**info, **ev(x)}
+  return {**info, **ev(x, labels=labels)}
 
 
 def evaluate_samples(path, dataset, num, data_dir=''):

@@ -88,9 +88,10 @@ def validate_config(config: ml_collections.ConfigDict):
     models.build_models(config.model, (28, 28, 1))  # raises the listing error
 
 
-def step_config(config) -> steps.StepConfig:
+def step_config(config, num_classes: int = 0) -> steps.StepConfig:
   """The static step options. An objective implies its regulariser when none is chosen:
-  'wgan_gp' the gradient penalty, 'wgan' weight clipping at 0.01."""
+  'wgan_gp' the gradient penalty, 'wgan' weight clipping at 0.01. ``num_classes`` > 0 makes the
+  step class-conditional (``Experiment.num_classes``)."""
   penalty = config.penalty if config.penalty != 'none' else losses.PENALTY_FOR_LOSS.get(
       config.loss, 'none')
   clip = config.weight_clip or (0.01 if config.loss == 'wgan' else 0.0)
@@ -101,26 +102,50 @@ def step_config(config) -> steps.StepConfig:
       label_smoothing=config.label_smoothing, instance_noise=config.instance_noise,
       instance_noise_steps=config.instance_noise_steps,
       feature_matching=config.feature_matching,
-      share_g_forward=config.get('share_g_forward', False))
+      share_g_forward=config.get('share_g_forward', False), num_classes=num_classes)
 
 
 class Experiment:
   """Models, data, mesh and compiled functions for a config: everything but the loop.
 
   Also what ``gan_jax.sample`` uses to rebuild a run from its workdir.
+
+  Attributes:
+    num_classes: the classes G and D condition on; 0 for an unconditional model.
   """
 
-  def __init__(self, config: ml_collections.ConfigDict, data_shape=None):
-    """Loads the data unless ``data_shape`` is given (sampling needs only the shape)."""
+  def __init__(self, config: ml_collections.ConfigDict, data_shape=None, num_classes=None):
+    """Loads the data unless ``data_shape`` is given (sampling needs only the shape, and for a
+    class-conditional model ``num_classes``, the data's: ``restore_run`` reads both from the
+    run's data_info.json)."""
     validate_config(config)
     self.config = config
     self.mesh = parallel.make_mesh(config.get('num_devices', 0))
     parallel.check_batch_size(config.batch_size, self.mesh)
     self.source = data.load_source(config.data) if data_shape is None else None
     self.data_shape = tuple(self.source.info['shape'] if data_shape is None else data_shape)
+    if num_classes is None:
+      num_classes = self.source.info.get('num_classes') if self.source else None
+    if config.model.name in models.CONDITIONAL_MODELS and not num_classes:
+      if self.source is None:
+        raise ConfigError(f'config.model.name={config.model.name!r} is class-conditional: '
+                          'Experiment(config, data_shape=...) needs num_classes too (restore_run '
+                          "reads it from the run's data_info.json)")
+      plain = ', '.join(sorted(set(models.MODELS) - models.CONDITIONAL_MODELS))
+      raise ConfigError(
+          f'config.model.name={config.model.name!r} is class-conditional but '
+          f'config.data.name={config.data.name!r} has no class labels; use a labelled dataset '
+          f'or an unconditional model ({plain})')
     self.g_model, self.d_model = models.build_models(
-        config.model, self.data_shape, dtype=config.get('compute_dtype', 'float32'))
-    self.cfg = step_config(config)
+        config.model, self.data_shape, dtype=config.get('compute_dtype', 'float32'),
+        num_classes=num_classes or 0)
+    self.num_classes = int(getattr(self.g_model, 'num_classes', 0) or 0)
+    if self.num_classes and self.source is not None and self.num_classes != num_classes:
+      # e.g. an explicit config.model.num_classes: labels outside [0, K) would be clamped.
+      raise ConfigError(f'the model conditions on {self.num_classes} classes but '
+                        f'config.data.name={config.data.name!r} has {num_classes or "no"} '
+                        'class labels; set config.model.num_classes to match (or leave it unset)')
+    self.cfg = step_config(config, self.num_classes)
     self.root_key = jax.random.key(config.seed)
     self._replicated = parallel.replicated(self.mesh)
 
@@ -159,7 +184,11 @@ class Experiment:
       batch = draw(arrays, data_key, cfg.n_critic * c.batch_size)
       reals = batch['image'].reshape((cfg.n_critic, c.batch_size) + self.data_shape)
       reals = jax.lax.with_sharding_constraint(reals, batch_spec)
-      state, metrics = steps.train_step(state, reals, step_key, cfg)
+      labels = None
+      if cfg.num_classes:
+        labels = batch['label'].reshape((cfg.n_critic, c.batch_size))
+        labels = jax.lax.with_sharding_constraint(labels, batch_spec)
+      state, metrics = steps.train_step(state, reals, step_key, cfg, labels=labels)
       bad = jnp.stack([~jnp.isfinite(metrics[k]) for k in HEALTH_KEYS])
       mask = jnp.sum(bad.astype(jnp.int32) << jnp.arange(len(HEALTH_KEYS)))
       first = (health[0] < 0) & (mask > 0)
@@ -189,23 +218,83 @@ class Experiment:
       raise UserError(f'{e} (or set --config.eval_num=0 to train without FD)') from None
 
   def eval_samples(self, state):
-    """``eval_num`` samples from fixed latents (the same at every eval step)."""
+    """``eval_num`` samples from fixed latents (the same at every eval step); for a conditional
+    model made for ``class_labels(eval_num)``."""
     return self.sample(state, self.config.eval_num, key=jax.random.fold_in(self.root_key, _EVAL))
 
   @functools.cached_property
-  def generate_fn(self):
+  def _generate_jit(self):
     return jax.jit(steps.generate, static_argnames=('train', 'use_ema'))
+
+  @property
+  def generate_fn(self):
+    """``generate_fn(state, z, train=False, use_ema=True, labels=None)``: G(z [, labels]).
+
+    ``labels`` (int ``[B]`` in ``[0, num_classes)``) are required for a conditional model and
+    refused for an unconditional one, with a UserError naming the problem.
+    """
+    return self._generate
+
+  def _generate(self, state, z, train: bool = False, use_ema: bool = True, labels=None):
+    if self.num_classes:
+      if labels is None:
+        raise UserError(f'this run is class-conditional ({self.num_classes} classes): pass '
+                        f'labels=int [{z.shape[0]}] in [0, {self.num_classes})')
+      host = np.asarray(labels)
+      if host.shape != (z.shape[0],) or not np.issubdtype(host.dtype, np.integer):
+        raise UserError(f'labels of shape {host.shape} and dtype {host.dtype}: expected one '
+                        f'integer per latent, shape ({z.shape[0]},)')
+      if host.size and (host.min() < 0 or host.max() >= self.num_classes):
+        raise UserError(f'labels must lie in [0, {self.num_classes}); got values '
+                        f'{int(host.min())}..{int(host.max())}')
+      labels = jnp.asarray(host, jnp.int32)
+    elif labels is not None:
+      raise UserError('this run is unconditional (config.model.name='
+                      f'{self.config.model.name!r}): it takes no labels')
+    return self._generate_jit(state, z, train=train, use_ema=use_ema, labels=labels)
+
+  def class_labels(self, n: int):
+    """Balanced labels for ``n`` samples of a conditional model: ``0, 1, ..., K-1, 0, 1, ...``
+    (int32 ``[n]``); None for an unconditional model. What ``sample`` uses by default, so every
+    class gets ``n / K`` samples (up to one) in evaluations."""
+    return np.arange(n, dtype=np.int32) % self.num_classes if self.num_classes else None
 
   def grid_latents(self, n):
     return jax.random.normal(jax.random.fold_in(self.root_key, _GRID), (n, self.config.model.latent_dim))
 
-  def sample(self, state, n: int, key=None, use_ema=True, chunk: int = 500) -> np.ndarray:
-    """``n`` generated samples (numpy float32 in [-1, 1] for images), eval-mode G."""
+  def grid_inputs(self, n: int):
+    """(latents, labels, columns) of the fixed-latent training picture of about ``n`` samples.
+
+    Unconditional: ``n`` latents, labels None, a square-ish grid. Conditional: one row per
+    class and ``max(1, n // K)`` columns; column j holds the same latent in every row, so a
+    row shows one class and a column one "style".
+    """
+    if not self.num_classes:
+      return self.grid_latents(n), None, 0
+    k = self.num_classes
+    cols = max(1, n // k)
+    z = jnp.tile(self.grid_latents(cols), (k, 1))
+    return z, np.repeat(np.arange(k, dtype=np.int32), cols), cols
+
+  def sample(self, state, n: int, key=None, use_ema=True, chunk: int = 500,
+             labels=None) -> np.ndarray:
+    """``n`` generated samples (numpy float32 in [-1, 1] for images), eval-mode G.
+
+    A conditional model makes sample i for ``labels[i]`` (int ``[n]``); by default for
+    ``class_labels(n)``, every class equally often.
+    """
     key = jax.random.fold_in(self.root_key, _SAMPLE) if key is None else key
+    if self.num_classes and labels is None:
+      labels = self.class_labels(n)
+    if labels is not None:
+      labels = np.asarray(labels)
+      if labels.shape != (n,):
+        raise UserError(f'labels have shape {labels.shape}; expected ({n},), one per sample')
     out = []
     for i, start in enumerate(range(0, n, chunk)):
       z = jax.random.normal(jax.random.fold_in(key, i), (min(chunk, n - start), self.config.model.latent_dim))
-      out.append(np.asarray(self.generate_fn(state, z, use_ema=use_ema)))
+      y = None if labels is None else labels[start:start + z.shape[0]]
+      out.append(np.asarray(self.generate_fn(state, z, use_ema=use_ema, labels=y)))
     return np.concatenate(out)
 
 
@@ -293,6 +382,8 @@ def restore_run(workdir, step=None):
   if not workdir:
     raise UserError('--workdir is required: the run directory written by launch.py')
   config, shape = load_run(workdir)
+  with open(os.path.join(workdir, 'data_info.json')) as f:
+    num_classes = json.load(f).get('num_classes')
   ckpt = checkpointing.Checkpoints(os.path.join(workdir, 'checkpoints'), create=False)
   steps_saved = ckpt.all_steps()
   if not steps_saved:
@@ -300,7 +391,7 @@ def restore_run(workdir, step=None):
                     'train it first with launch.py')
   if step is not None and step not in steps_saved:
     raise UserError(f'--step={step} has no checkpoint; saved steps: {steps_saved}')
-  exp = Experiment(config, data_shape=shape)
+  exp = Experiment(config, data_shape=shape, num_classes=num_classes)
   state = ckpt.restore(exp.abstract_state(), step)
   ckpt.close()
   return config, shape, exp, state
@@ -417,7 +508,8 @@ def write_samples(exp: Experiment, state, path: str, step: int):
   Returns (picture as uint8 HWC, metrics): for 2-D mixtures the mode metrics of those latents.
   """
   n = exp.config.num_grid
-  fake = np.asarray(exp.generate_fn(state, exp.grid_latents(n)))
+  z, labels, ncol = exp.grid_inputs(n)
+  fake = np.asarray(exp.generate_fn(state, z, labels=labels))
   write = parallel.is_main_process()
   if len(exp.data_shape) == 1:
     m = mode_metrics(fake, exp.source.info['centers'], exp.source.info['std'])
@@ -428,7 +520,7 @@ def write_samples(exp: Experiment, state, path: str, step: int):
     title = (f'{exp.config.name} step {step}: {m["modes_covered"]}/{m["num_modes"]} modes, '
              f'{100 * m["high_quality"]:.0f}% high quality')
     return images.scatter_png(real, fake, path, title=title), metrics
-  pic = images.grid(fake)
+  pic = images.grid(fake, ncol=ncol)  # conditional: one row per class
   if write:
     images.save_png(pic, path, scale=2)
   return pic, {}
@@ -562,7 +654,8 @@ def _train(exp: Experiment, workdir: str, signals: '_StopSignals') -> GANState:
             exp, state, os.path.join(workdir, 'samples', f'step_{step:07d}.png'), step)
         writers.image(step, 'samples', pic)
         if exp.evaluator:
-          quick = exp.evaluator.quick(exp.eval_samples(state))
+          quick = exp.evaluator.quick(exp.eval_samples(state),
+                                      labels=exp.class_labels(config.eval_num))
           eval_metrics.update({f'eval/{k}': v for k, v in quick.items()})
           eval_metrics['eval/num'] = config.eval_num
           _check_health(health, ckpt, step)

@@ -3,6 +3,7 @@
     ev = Evaluator.for_dataset('mnist', num=10_000)
     ev(fake_images)          # FD, score, KID, P/R, density/coverage, class histogram, Ns
     ev.quick(fake_images)    # FD and score only (what training logs every eval_every steps)
+    ev.quick(fake_images, labels=y)   # + class_acc of a class-conditional G's samples
 
 The real reference is ``num`` images of the test split (all of them when the split is smaller)
 passed through the evaluation classifier once. Fake images are float ``[N, 28, 28, 1]`` in
@@ -38,6 +39,24 @@ def load_images(cfg, split: str, num: Optional[int] = None, seed: int = 0,
   return (x, y) if with_labels else x
 
 
+def class_accuracy(logits, labels) -> float:
+  """Class accuracy of conditional samples: the fraction whose classifier argmax is the class
+  they were generated for, ``mean_i 1[argmax_k logits[i, k] = labels[i]]``.
+
+  Chance is 1/K for a G that ignores its labels; a good conditional G approaches the
+  classifier's test accuracy (real images, the ceiling).
+
+  Args:
+    logits: the evaluation classifier's logits ``[N, K]``.
+    labels: the requested classes, int ``[N]``.
+  """
+  logits, labels = np.asarray(logits), np.asarray(labels)
+  if labels.shape != logits.shape[:1]:
+    raise UserError(f'{len(logits)} samples but labels of shape {labels.shape}; pass one label '
+                    'per sample')
+  return float(np.mean(np.argmax(logits, axis=-1) == labels))
+
+
 class Evaluator:
   """The feature net and the real reference features of one dataset."""
 
@@ -61,14 +80,22 @@ class Evaluator:
                       f'classifier takes {self.real_images.shape[1:]}')
     return self.net(fake)
 
-  def quick(self, fake) -> Dict[str, float]:
+  def quick(self, fake, labels=None) -> Dict[str, float]:
+    """FD and score; with ``labels`` (the classes the samples were made for) also
+    ``class_acc``."""
     logits, feats = self._features(fake)
-    return {'fd': metrics.fd(self.real_features, feats),
-            'score': metrics.classifier_score(logits)}
+    out = {'fd': metrics.fd(self.real_features, feats),
+           'score': metrics.classifier_score(logits)}
+    if labels is not None:
+      out['class_acc'] = class_accuracy(logits, labels)
+    return out
 
-  def __call__(self, fake, kid_subsets: int = 100) -> Dict:
+  def __call__(self, fake, kid_subsets: int = 100, labels=None) -> Dict:
+    """Every metric; with ``labels`` also ``class_acc`` (see ``class_accuracy``)."""
     logits, feats = self._features(fake)
     out = metrics.all_metrics(self.real_logits, self.real_features, logits, feats, kid_subsets)
+    if labels is not None:
+      out['class_acc'] = class_accuracy(logits, labels)
     out['dataset'] = self.net.dataset
     out['classifier_test_accuracy'] = self.net.info.get('test_accuracy')
     return out
