@@ -31,6 +31,7 @@ flags.DEFINE_string('root', None, 'Folder of the seed workdirs (default runs/<na
 flags.DEFINE_integer('num', 10000, 'Samples per evaluation.')
 
 METRICS = ('fd', 'score', 'kid', 'precision', 'recall', 'density', 'coverage', 'classes_covered',
+           'class_acc',
            'modes_covered', 'high_quality', 'kl_uniform')
 
 
