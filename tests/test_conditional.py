@@ -272,7 +272,7 @@ def _unlabelled_source(cfg, split='train'):
 def test_conditional_model_on_unlabelled_data_is_a_config_error(monkeypatch):
   c = _load(os.path.join(REPO, 'experiments', 'mnist_cond.py'), 'smoke')
   monkeypatch.setattr(data, 'load_source', _unlabelled_source)
-  with pytest.raises(ConfigError, match=r"config.model.name='dcgan_cbn_proj' is class-conditional "
+  with pytest.raises(ConfigError, match=r"config.model.name='dcgan_concat_proj' is class-conditional "
                      r"but config.data.name='mnist' has no class labels; use a labelled dataset "
                      r'or an unconditional model \(dcgan, mlp'):
     train.Experiment(c)

@@ -360,3 +360,31 @@ def test_interpolation_of_a_conditional_g_keeps_one_class_per_row():
   cells = images.ungrid(pic, 12, (28, 28), ncol=3).reshape(4, 3, 28, 28, 1)
   for r, c in enumerate([0, 1, 2, 0]):
     np.testing.assert_array_equal(cells[r, :, :14], images.to_uint8(c / 2.0 - 0.5))
+
+
+@pytest.mark.slow
+def test_classes_mode_on_a_conditional_smoke_run(tmp_path):
+  """experiments/mnist_cond.py:smoke, tiny nets: row c of the picture is G(z_j, c) for the same
+  latents z_j in every row."""
+  c = _load(os.path.join(REPO, 'experiments', 'mnist_cond.py'), 'smoke')
+  c.data.dir = write_idx_fixture(str(tmp_path / 'data'), n_train=64, n_test=16)
+  c.data.source = 'idx'
+  c.num_devices = 1
+  c.batch_size = 16
+  c.model.ngf = 8
+  c.model.ndf = 8
+  wd = str(tmp_path / 'run')
+  train.train_and_evaluate(c, wd)
+  png = str(tmp_path / 'classes.png')
+  sample.classes(wd, png, cols=3, seed=4, use_ema=False)
+  _, _, exp, state = train.restore_run(wd)
+  assert exp.num_classes == 10
+  pic = np.asarray(Image.open(png))
+  margin = pic.shape[1] - 2 * (3 * 30 + 2)
+  assert margin > 0 and pic.shape[0] == 2 * (10 * 30 + 2)
+  cells = _cells(pic, 30, 3, margin=margin).reshape(10, 3, 28, 28, 1)
+  z = jax.random.normal(jax.random.key(4), (3, c.model.latent_dim))
+  for label in (0, 7):
+    want = exp.generate_fn(state, z, use_ema=False, labels=jnp.full((3,), label, jnp.int32))
+    np.testing.assert_allclose(cells[label].astype(int), images.to_uint8(want).astype(int), atol=1)
+  assert not np.array_equal(cells[0], cells[7])  # the label changes the picture
