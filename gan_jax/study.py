@@ -26,13 +26,18 @@ from gan_jax import cli, errors, losses, steps, train
 from gan_jax.evaluation.modes import mode_metrics
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file('config', 'experiments/toy2d.py:grid', 'Base toy2d config.',
-                                lock_config=True)
-flags.DEFINE_list('losses', ['minimax', 'ns', 'wgan_gp', 'hinge', 'ns_r1_sharp'],
-                  'Presets or losses.')
-flags.DEFINE_integer('seeds', 5, 'Seeds per objective (seed = config.seed + i).')
-flags.DEFINE_integer('num_samples', 2500, 'Generated points per seed for the metrics.')
-flags.DEFINE_string('out', 'runs/study', 'Output directory.')
+
+
+def define_flags():
+  """The CLI's flags (defined only when run as a command, so that importing this module for
+  ``preset_config`` / ``run_preset`` defines none and cannot clash with other modules' flags)."""
+  config_flags.DEFINE_config_file('config', 'experiments/toy2d.py:grid', 'Base toy2d config.',
+                                  lock_config=True)
+  flags.DEFINE_list('losses', ['minimax', 'ns', 'wgan_gp', 'hinge', 'ns_r1_sharp'],
+                    'Presets or losses.')
+  flags.DEFINE_integer('seeds', 5, 'Seeds per objective (seed = config.seed + i).')
+  flags.DEFINE_integer('num_samples', 2500, 'Generated points per seed for the metrics.')
+  flags.DEFINE_string('out', 'runs/study', 'Output directory.')
 
 
 def half_steps(base):
@@ -193,4 +198,5 @@ def _figure(all_samples, info, path):
 
 
 if __name__ == '__main__':
+  define_flags()
   cli.run(main)
