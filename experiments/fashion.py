@@ -10,7 +10,7 @@ TFDS ``fashion_mnist``.
 
 Measured (README, "Results"): 3 seeds on one NVIDIA H200 (benchmarks/gpu_run.sh, commit
 60941da; 3000 steps took 76-80 s wall each with 12 runs sharing the GPU), N = 10 000: FD
-114.5 ± 3.3, score 5.35 ± 0.06, KID×10³ 13.0 ± 0.3, precision 0.675 ± 0.009, recall
+114.5 ± 3.3, score 5.35 ± 0.06, KID 13.0 ± 0.3, precision 0.675 ± 0.009, recall
 0.544 ± 0.062, density 0.693 ± 0.014, coverage 0.365 ± 0.011, 10/10 classes.
 Variant ``:smoke`` (6 steps) is for tests.
 """

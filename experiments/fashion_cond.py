@@ -14,7 +14,7 @@ its G with the projection D.
 
 Measured on one NVIDIA H200 (benchmarks/gpu_breadth.sh, 2026-11-26, commit b0cacc3; 3000 steps
 took 61-63 s wall per seed, ~24 s of it compiling, with 11 runs sharing the GPU), 3 seeds,
-N = 10 000: FD 113.4 ± 2.5, score 5.70 ± 0.07, KID×10³ 12.2 ± 0.4, precision 0.863 ± 0.005,
+N = 10 000: FD 113.4 ± 2.5, score 5.70 ± 0.07, KID 12.2 ± 0.4, precision 0.863 ± 0.005,
 recall 0.354 ± 0.031, density 1.19 ± 0.02, coverage 0.372 ± 0.005, class_acc 0.598 ± 0.009
 (the classifier itself: 92.3 %). Against the unconditional experiments/fashion.py (FD 114.5 ± 3.3,
 recall 0.544): the same FD, higher precision, lower recall. On MNIST the cBN G followed its labels
@@ -28,35 +28,9 @@ Variant ``:smoke`` (6 steps) is for tests.
 
 from gan_jax import config_base
 
-VARIANTS = ('concat', 'concat_proj', 'smoke')
-
 
 def get_config(variant: str = ''):
-  c = config_base.base_config()
-  c.name = 'fashion_cond'
-  c.data.name = 'fashion_mnist'
-  c.model.name = 'dcgan_cbn_proj'  # or variants :concat, :concat_proj
-  c.model.ngf = 64
-  c.model.ndf = 64
-  c.num_steps = 3000
-  c.eval_every = 500
-  c.checkpoint_every = 500
-  c.num_grid = 100                 # 10 classes (rows) x 10 fixed latents (columns)
-  variants = variant.split(',') if variant else []
-  for v in variants:
-    if v not in VARIANTS:
-      raise ValueError(f'unknown variant {v!r} of experiments/fashion_cond.py; valid: '
-                       f'{", ".join(VARIANTS)}')
-  if 'concat' in variants and 'concat_proj' in variants:
-    raise ValueError('variants concat and concat_proj of experiments/fashion_cond.py exclude each '
-                     'other: each picks the model')
-  if 'concat' in variants:
-    c.name = 'fashion_concat'
-    c.model.name = 'dcgan_concat'
-  if 'concat_proj' in variants:
-    c.name = 'fashion_concat_proj'
-    c.model.name = 'dcgan_concat_proj'
-  if 'smoke' in variants:
-    config_base.smoke(c)
-    c.num_grid = 20                # 10 rows x 2 columns
-  return c
+  return config_base.conditional_dcgan(
+      'fashion_cond', 'fashion_mnist', 'dcgan_cbn_proj', variant, 'experiments/fashion_cond.py',
+      {'concat': ('fashion_concat', 'dcgan_concat'),
+       'concat_proj': ('fashion_concat_proj', 'dcgan_concat_proj')})

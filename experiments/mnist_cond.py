@@ -38,35 +38,9 @@ Variant ``:smoke`` (6 steps) is for tests.
 
 from gan_jax import config_base
 
-VARIANTS = ('cbn_proj', 'concat', 'smoke')
-
 
 def get_config(variant: str = ''):
-  c = config_base.base_config()
-  c.name = 'mnist_cond'
-  c.data.name = 'mnist'
-  c.model.name = 'dcgan_concat_proj'  # variants :cbn_proj, :concat
-  c.model.ngf = 64
-  c.model.ndf = 64
-  c.num_steps = 3000
-  c.eval_every = 500
-  c.checkpoint_every = 500
-  c.num_grid = 100                 # 10 classes (rows) x 10 fixed latents (columns)
-  variants = variant.split(',') if variant else []
-  for v in variants:
-    if v not in VARIANTS:
-      raise ValueError(f'unknown variant {v!r} of experiments/mnist_cond.py; valid: '
-                       f'{", ".join(VARIANTS)}')
-  if 'concat' in variants and 'cbn_proj' in variants:
-    raise ValueError('variants concat and cbn_proj of experiments/mnist_cond.py exclude each '
-                     'other: each picks the model')
-  if 'concat' in variants:
-    c.name = 'mnist_concat'
-    c.model.name = 'dcgan_concat'
-  if 'cbn_proj' in variants:
-    c.name = 'mnist_cond_cbn'
-    c.model.name = 'dcgan_cbn_proj'
-  if 'smoke' in variants:
-    config_base.smoke(c)
-    c.num_grid = 20                # 10 rows x 2 columns
-  return c
+  return config_base.conditional_dcgan(
+      'mnist_cond', 'mnist', 'dcgan_concat_proj', variant, 'experiments/mnist_cond.py',
+      {'cbn_proj': ('mnist_cond_cbn', 'dcgan_cbn_proj'),
+       'concat': ('mnist_concat', 'dcgan_concat')})

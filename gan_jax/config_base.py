@@ -76,3 +76,38 @@ def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.num_grid = 16
   c.eval_num = 0                 # tests that check evaluation turn it on
   return c
+
+
+def conditional_dcgan(name: str, data_name: str, default_model: str, variant: str, path: str,
+                      models: dict) -> ml_collections.ConfigDict:
+  """The class-conditional DCGAN configs (experiments/{mnist,fashion}_cond.py).
+
+  The 28x28 DCGAN of experiments/mnist.py with a conditional model: ``default_model`` unless one
+  of the ``models`` variants (``{variant: (config name, model name)}``) picks another. Variant
+  ``smoke`` shrinks the run; ``path`` names the experiment file in errors.
+  """
+  c = base_config()
+  c.name = name
+  c.data.name = data_name
+  c.model.name = default_model
+  c.model.ngf = 64
+  c.model.ndf = 64
+  c.num_steps = 3000
+  c.eval_every = 500
+  c.checkpoint_every = 500
+  c.num_grid = 100                 # 10 classes (rows) x 10 fixed latents (columns)
+  variants = variant.split(',') if variant else []
+  valid = tuple(models) + ('smoke',)
+  for v in variants:
+    if v not in valid:
+      raise ValueError(f'unknown variant {v!r} of {path}; valid: {", ".join(valid)}')
+  picked = [v for v in variants if v in models]
+  if len(picked) > 1:
+    raise ValueError(f'variants {" and ".join(picked)} of {path} exclude each other: each picks '
+                     'the model')
+  if picked:
+    c.name, c.model.name = models[picked[0]]
+  if 'smoke' in variants:
+    smoke(c)
+    c.num_grid = 20                # 10 rows x 2 columns
+  return c
