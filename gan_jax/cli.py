@@ -36,9 +36,21 @@ def _flag_error_line(e: Exception, argv) -> str:
   return msg
 
 
+def _negations(argv):
+  """``--no-ema`` means ``--noema`` (absl spells a false boolean ``--noNAME``; the hyphen is the
+  GNU spelling users type). Only for boolean flags that exist; anything else is left to absl."""
+  out = []
+  for arg in argv:
+    name = arg[len('--no-'):] if arg.startswith('--no-') and '=' not in arg else None
+    if name and name in flags.FLAGS and isinstance(flags.FLAGS[name], flags.BooleanFlag):
+      arg = f'--no{name}'
+    out.append(arg)
+  return out
+
+
 def _parse_flags(argv):
   try:
-    return flags.FLAGS(argv)
+    return flags.FLAGS(_negations(argv))
   except (flags.Error, AttributeError, KeyError, ValueError, TypeError) as e:
     print(f'error: {_flag_error_line(e, argv)}', file=sys.stderr)
     sys.exit(2)

@@ -193,3 +193,10 @@ def test_bad_input_gets_one_line_and_exit_2(case, args, match, data, tmp_path):
 
 def _files(root):
   return sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs)
+
+
+def test_no_hyphen_spelling_negates_only_existing_boolean_flags():
+  """``--no-ema`` (as the docs spell it) is absl's ``--noema``; unknown names stay unknown."""
+  from gan_jax import cli  # pylint: disable=g-import-not-at-top
+  assert cli._negations(['prog', '--no-verbose', '--no-such-flag', '--no-verbose=1', '--verbose']) \
+      == ['prog', '--noverbose', '--no-such-flag', '--no-verbose=1', '--verbose']
