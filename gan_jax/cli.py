@@ -9,6 +9,8 @@
 import os
 import re
 import sys
+import threading
+import time
 
 from absl import app, flags, logging
 
@@ -76,6 +78,12 @@ def _exit_with(code: int, e: Exception):
   print shutdown noise after our line. Nothing is lost: these errors are raised before anything
   is written or after the checkpoint manager was closed (its pending saves finished).
   """
+  # A tensorstore read that failed can still complete into the closed manager's event loop a
+  # moment later, and Python prints that as a traceback (seen under load in CI). Silence such
+  # stray reports and let them pass before the one line.
+  sys.unraisablehook = lambda *_: None
+  threading.excepthook = lambda *_: None
+  time.sleep(0.3)
   print(f'error: {_one_line(e)}', file=sys.stderr)
   sys.stdout.flush()
   sys.stderr.flush()
