@@ -211,19 +211,19 @@ def test_spectral_norm_on_every_discriminator_layer(cond32):
 
 
 def test_conditional_batch_norm_closed_form():
-  cbn = resnet.ConditionalBatchNorm(3)
+  cbn = resnet.ConditionalBatchNorm(3, use_running_average=False)
   x = jax.random.normal(jax.random.key(0), (6, 2, 2, 4)) * 3.0 + 1.0
   y = jnp.array([0, 1, 2, 2, 1, 0])
   v = _variables(cbn, x, y)
   out, _ = cbn.apply(v, x, y, mutable=['batch_stats'])
   x_hat = (x - x.mean(axis=(0, 1, 2))) / np.sqrt(x.var(axis=(0, 1, 2)) + 1e-5)
-  gamma, beta = v['params']['gamma']['embedding'], v['params']['beta']['embedding']
+  gamma, beta = v['params']['gamma'], v['params']['beta']
   want = x_hat * gamma[y][:, None, None, :] + beta[y][:, None, None, :]
   np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-4)
   # Initialised, gamma = 1 and beta = 0: plain BatchNorm, whatever the label.
   init = cbn.init(jax.random.key(0), x, y)
-  np.testing.assert_array_equal(init['params']['gamma']['embedding'], np.ones((3, 4)))
-  np.testing.assert_array_equal(init['params']['beta']['embedding'], np.zeros((3, 4)))
+  np.testing.assert_array_equal(init['params']['gamma'], np.ones((3, 4)))
+  np.testing.assert_array_equal(init['params']['beta'], np.zeros((3, 4)))
   out0, _ = cbn.apply(init, x, y, mutable=['batch_stats'])
   np.testing.assert_allclose(out0, x_hat, rtol=1e-4, atol=1e-4)
 

@@ -30,49 +30,9 @@ import jax
 import jax.numpy as jnp
 
 from gan_jax.models import dcgan
-from gan_jax.models.layers import (UpConv4x4s2, bn_scale_init, dcgan_init, maybe_sn,
-                                   minibatch_stddev)
-
-
-def _labels_for(module: nn.Module, labels, batch: int):
-  """``labels`` as int32 ``[batch]``; zeros while initialising; ValueError when missing."""
-  if labels is None:
-    if module.is_initializing():
-      return jnp.zeros((batch,), jnp.int32)
-    raise ValueError(f'{type(module).__name__} is class-conditional: pass labels=int [B] in '
-                     f'[0, {module.num_classes})')
-  labels = jnp.asarray(labels).astype(jnp.int32)
-  if labels.shape != (batch,):
-    raise ValueError(f'labels have shape {labels.shape}; expected ({batch},), one per sample')
-  return labels
-
-
-class ConditionalBatchNorm(nn.Module):
-  """BatchNorm whose scale and shift are chosen by the class: ``gamma[y] * x_hat + beta[y]``.
-
-  ``x_hat`` is normalised with statistics shared by all classes (batch statistics in training,
-  running averages otherwise, kept in ``batch_stats`` like a plain BatchNorm). ``gamma`` and
-  ``beta`` are ``[num_classes, C]`` tables (an embedding of the label), initialised like the
-  DCGAN BatchNorm: ``gamma ~ N(1, 0.02)``, ``beta = 0``.
-  """
-  num_classes: int
-  momentum: float = 0.9
-  epsilon: float = 1e-5
-  axis_name: Optional[str] = None
-  dtype: Any = None
-
-  @nn.compact
-  def __call__(self, x, labels, train: bool = True):
-    c = x.shape[-1]
-    x_hat = nn.BatchNorm(use_running_average=not train, momentum=self.momentum,
-                         epsilon=self.epsilon, use_scale=False, use_bias=False,
-                         axis_name=self.axis_name, dtype=self.dtype)(x)
-    gamma = self.param('gamma', bn_scale_init, (self.num_classes, c), jnp.float32)
-    beta = self.param('beta', nn.initializers.zeros, (self.num_classes, c), jnp.float32)
-    shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (c,)
-    dtype = self.dtype or x_hat.dtype
-    return (gamma[labels].reshape(shape).astype(dtype) * x_hat
-            + beta[labels].reshape(shape).astype(dtype))
+from gan_jax.models.layers import (ConditionalBatchNorm, UpConv4x4s2, bn_scale_init, dcgan_init,
+                                   maybe_sn, minibatch_stddev)
+from gan_jax.models.layers import labels_for as _labels_for
 
 
 class CBNGenerator(nn.Module):
@@ -93,7 +53,7 @@ class CBNGenerator(nn.Module):
     b = z.shape[0]
     labels = _labels_for(self, labels, b)
     cbn = lambda: ConditionalBatchNorm(self.num_classes, axis_name=self.bn_axis_name,
-                                       dtype=self.dtype)
+                                       dtype=self.dtype, gamma_init=bn_scale_init)
     x = nn.Dense(7 * 7 * 4 * self.ngf, use_bias=False, kernel_init=dcgan_init, dtype=self.dtype)(
         z.reshape(b, -1))
     x = x.reshape(b, 7, 7, 4 * self.ngf)
@@ -128,16 +88,7 @@ class ProjectionDiscriminator(nn.Module):
     b = x.shape[0]
     labels = _labels_for(self, labels, b)
 
-    def conv(f, k, s, p):
-      layer = nn.Conv(f, (k, k), (s, s), padding=((p, p), (p, p)), use_bias=False,
-                      kernel_init=dcgan_init, dtype=self.dtype)
-      return maybe_sn(layer, self.spectral_norm, train)
-    x = nn.leaky_relu(conv(self.ndf, 4, 2, 1)(x), 0.2)
-    x = conv(2 * self.ndf, 4, 2, 1)(x)
-    if not self.spectral_norm:
-      x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                       scale_init=bn_scale_init, axis_name=self.bn_axis_name, dtype=self.dtype)(x)
-    features = nn.leaky_relu(x, 0.2)
+    features = dcgan.trunk(x, self.ndf, train, self.spectral_norm, self.bn_axis_name, self.dtype)
     h = features.reshape(b, -1)
     psi_in = minibatch_stddev(features).reshape(b, -1) if self.minibatch_std else h
     psi = maybe_sn(nn.Dense(1, use_bias=False, kernel_init=dcgan_init, dtype=self.dtype, name='psi'),

@@ -39,6 +39,26 @@ class Generator(nn.Module):
     return jnp.tanh(x.astype(jnp.float32))
 
 
+def d_conv(features: int, k: int, stride: int, pad: int, spectral_norm: bool, train: bool,
+           dtype=None) -> nn.Module:
+  """A bias-free DCGAN conv of D, spectrally normalised when ``spectral_norm``."""
+  layer = nn.Conv(features, (k, k), (stride, stride), padding=((pad, pad), (pad, pad)),
+                  use_bias=False, kernel_init=dcgan_init, dtype=dtype)
+  return maybe_sn(layer, spectral_norm, train)
+
+
+def trunk(x, ndf: int, train: bool, spectral_norm: bool, bn_axis_name=None, dtype=None):
+  """D's body, ``[B, 28, 28, C] -> [B, 7, 7, 2 ndf]`` features: conv 4/2, LReLU, conv 4/2, BN
+  (not with spectral norm), LReLU. Called inside a compact ``__call__``, so its layers are the
+  caller's (Conv_0, Conv_1, BatchNorm_0); ``Discriminator`` and the projection D share it."""
+  x = nn.leaky_relu(d_conv(ndf, 4, 2, 1, spectral_norm, train, dtype)(x), 0.2)
+  x = d_conv(2 * ndf, 4, 2, 1, spectral_norm, train, dtype)(x)
+  if not spectral_norm:
+    x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                     scale_init=bn_scale_init, axis_name=bn_axis_name, dtype=dtype)(x)
+  return nn.leaky_relu(x, 0.2)
+
+
 class Discriminator(nn.Module):
   """``images [B, 28, 28, C] -> logits [B]`` (and the 7x7 feature map, flattened, with
   ``return_features``: the layer feature matching matches).
@@ -54,18 +74,9 @@ class Discriminator(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = True, return_features: bool = False):
-    def conv(f, k, s, p):
-      layer = nn.Conv(f, (k, k), (s, s), padding=((p, p), (p, p)), use_bias=False,
-                      kernel_init=dcgan_init, dtype=self.dtype)
-      return maybe_sn(layer, self.spectral_norm, train)
-    x = nn.leaky_relu(conv(self.ndf, 4, 2, 1)(x), 0.2)
-    x = conv(2 * self.ndf, 4, 2, 1)(x)
-    if not self.spectral_norm:
-      x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                       scale_init=bn_scale_init, axis_name=self.bn_axis_name, dtype=self.dtype)(x)
-    features = nn.leaky_relu(x, 0.2)
+    features = trunk(x, self.ndf, train, self.spectral_norm, self.bn_axis_name, self.dtype)
     x = minibatch_stddev(features) if self.minibatch_std else features
-    x = conv(1, 7, 1, 0)(x)
+    x = d_conv(1, 7, 1, 0, self.spectral_norm, train, self.dtype)(x)
     logits = x.reshape(x.shape[0]).astype(jnp.float32)
     if return_features:
       return logits, features.reshape(features.shape[0], -1).astype(jnp.float32)

@@ -1,6 +1,6 @@
 """Layers shared by the GAN models."""
 
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import flax.linen as nn
 import jax
@@ -97,3 +97,58 @@ def maybe_sn(layer: nn.Module, use: bool, train: bool):
     return layer
   sn = nn.SpectralNorm(layer)
   return lambda x: sn(x, update_stats=train)
+
+
+def labels_for(module: nn.Module, labels, batch: int):
+  """``labels`` as int32 ``[batch]`` for a class-conditional net (one with ``num_classes``).
+
+  While initialising, missing labels are zeros (they build the same params); when applying,
+  they are a ValueError: a forgotten label must not silently mean class 0.
+  """
+  if labels is None:
+    if module.is_initializing():
+      return jnp.zeros((batch,), jnp.int32)
+    raise ValueError(f'{type(module).__name__} is class-conditional (num_classes='
+                     f'{module.num_classes}): pass labels=int [B] in [0, {module.num_classes})')
+  labels = jnp.asarray(labels)
+  if labels.shape != (batch,):
+    raise ValueError(f'labels have shape {labels.shape}; expected ({batch},), one per sample')
+  return labels.astype(jnp.int32)
+
+
+class ConditionalBatchNorm(nn.Module):
+  """Class-conditional BatchNorm (de Vries et al., 2017; Miyato & Koyama, 2018).
+
+  ``y = gamma[label] * (x - mean) / sqrt(var + eps) + beta[label]``. The statistics are those of
+  plain BatchNorm, shared by all classes: batch statistics in training, running averages
+  otherwise, kept in ``'batch_stats'``. The scale and shift are per-class rows of two
+  ``[num_classes, C]`` tables. ``gamma_init`` is 1 by default (the SNGAN authors' code: at
+  initialisation it is unconditional BatchNorm); the DCGAN-family nets pass ``bn_scale_init``,
+  N(1, 0.02), like their plain BatchNorms.
+
+  ``x`` is ``[B, ..., C]``, ``labels`` int ``[B]`` in ``[0, num_classes)``; the result has ``x``'s
+  shape. ``train`` (call) or ``use_running_average`` (attribute) picks the statistics.
+  """
+  num_classes: int
+  use_running_average: Optional[bool] = None
+  momentum: float = 0.9
+  epsilon: float = 1e-5
+  axis_name: Optional[str] = None
+  dtype: Any = None
+  gamma_init: Initializer = nn.initializers.ones
+
+  @nn.compact
+  def __call__(self, x, labels, train: Optional[bool] = None):
+    if train is None and self.use_running_average is None:
+      raise ValueError('ConditionalBatchNorm needs train= (call) or use_running_average= (attr)')
+    running = (not train) if train is not None else self.use_running_average
+    x_hat = nn.BatchNorm(use_running_average=running, momentum=self.momentum,
+                         epsilon=self.epsilon, use_scale=False, use_bias=False,
+                         axis_name=self.axis_name, dtype=self.dtype)(x)
+    c = x.shape[-1]
+    gamma = self.param('gamma', self.gamma_init, (self.num_classes, c), jnp.float32)
+    beta = self.param('beta', nn.initializers.zeros, (self.num_classes, c), jnp.float32)
+    shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (c,)
+    dtype = self.dtype or x_hat.dtype
+    return (gamma[labels].reshape(shape).astype(dtype) * x_hat
+            + beta[labels].reshape(shape).astype(dtype))

@@ -33,7 +33,8 @@ from typing import Any, Optional
 import flax.linen as nn
 import jax.numpy as jnp
 
-from gan_jax.models.layers import maybe_sn
+from gan_jax.models.layers import ConditionalBatchNorm, maybe_sn
+from gan_jax.models.layers import labels_for as _labels_for
 
 __all__ = ['LAYOUTS', 'ConditionalBatchNorm', 'Discriminator', 'Generator']
 
@@ -43,52 +44,6 @@ LAYOUTS = {(32, 32): (4, 3), (28, 28): (7, 2)}
 _init = nn.initializers.xavier_uniform()
 # Glorot uniform with gain sqrt(2): variance_scaling's scale is the gain squared.
 _init_res = nn.initializers.variance_scaling(2.0, 'fan_avg', 'uniform')
-
-
-class ConditionalBatchNorm(nn.Module):
-  """Class-conditional BatchNorm (de Vries et al., 2017; Miyato & Koyama, 2018).
-
-  ``y = gamma[label] * (x - mean) / sqrt(var + eps) + beta[label]``: the statistics are those of
-  plain BatchNorm (batch statistics in training, running averages otherwise, in
-  ``'batch_stats'``), shared by all classes; the scale and shift are per-class rows of two
-  ``[num_classes, C]`` embeddings, initialised to 1 and 0 as in the authors' code, so that at
-  initialisation it is unconditional BatchNorm.
-
-  ``x`` is ``[B, ..., C]``, ``labels`` int ``[B]`` in ``[0, num_classes)``; the result has ``x``'s
-  shape.
-  """
-  num_classes: int
-  use_running_average: bool = False
-  momentum: float = 0.9
-  epsilon: float = 1e-5
-  axis_name: Optional[str] = None
-  dtype: Any = None
-
-  @nn.compact
-  def __call__(self, x, labels):
-    x = nn.BatchNorm(use_running_average=self.use_running_average, momentum=self.momentum,
-                     epsilon=self.epsilon, use_scale=False, use_bias=False,
-                     axis_name=self.axis_name, dtype=self.dtype, name='bn')(x)
-    c = x.shape[-1]
-    gamma = nn.Embed(self.num_classes, c, embedding_init=nn.initializers.ones, name='gamma')(labels)
-    beta = nn.Embed(self.num_classes, c, embedding_init=nn.initializers.zeros, name='beta')(labels)
-    shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (c,)
-    return x * gamma.reshape(shape).astype(x.dtype) + beta.reshape(shape).astype(x.dtype)
-
-
-def _labels_for(module: nn.Module, labels, batch: int):
-  """``labels`` as int32 ``[batch]`` for a conditional net; zeros while initialising (which
-  builds the same params), ValueError when applying without them: a forgotten label must not
-  silently mean class 0."""
-  if labels is None:
-    if module.is_initializing():
-      return jnp.zeros((batch,), jnp.int32)
-    raise ValueError(f'{type(module).__name__} is class-conditional (num_classes='
-                     f'{module.num_classes}): pass labels=int [B] in [0, {module.num_classes})')
-  labels = jnp.asarray(labels)
-  if labels.shape != (batch,):
-    raise ValueError(f'labels have shape {labels.shape}; expected ({batch},), one per sample')
-  return labels.astype(jnp.int32)
 
 
 def _upsample(x):
