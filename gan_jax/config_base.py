@@ -46,6 +46,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.latent_dim = 100
   c.model.spectral_norm = False  # spectral normalisation of D's layers
   c.model.minibatch_std = False  # minibatch-stddev feature in D (a mode-collapse aid)
+  c.model.matmul_dtype = 'float32'  # float32 | bfloat16: the big matmuls (DCGAN convs, MLP
+                                   # layers) take bf16 inputs and accumulate and return f32;
+                                   # all else stays f32. For CPUs with AVX512-BF16/AMX (dcgan,
+                                   # mlp); on GPU/TPU use compute_dtype.
 
   c.optim = ml_collections.ConfigDict()
   c.optim.g_lr = 2e-4

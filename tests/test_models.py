@@ -57,6 +57,50 @@ def test_upconv_matches_lax_conv_transpose_gradients():
   np.testing.assert_allclose(g1[1], g2[1], atol=1e-5)
 
 
+def test_bf16_matmul_rounds_inputs_and_cotangent_to_bf16_and_returns_float32():
+  rs = np.random.RandomState(0)
+  a, b, g = (jnp.asarray(rs.normal(size=s), jnp.float32) for s in ((6, 5), (5, 4), (6, 4)))
+  r = lambda t: np.asarray(t.astype(jnp.bfloat16).astype(jnp.float32), np.float64)
+  y, pull = jax.vjp(layers.bf16_matmul, a, b)
+  assert y.dtype == jnp.float32
+  np.testing.assert_allclose(y, r(a) @ r(b), rtol=1e-6, atol=1e-6)  # exact products, f32 sums
+  da, db = pull(g)
+  assert da.dtype == db.dtype == jnp.float32
+  np.testing.assert_allclose(da, r(g) @ r(b).T, rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(db, r(a).T @ r(g), rtol=1e-6, atol=1e-6)
+  # ...which is within bf16 rounding of the float32 product.
+  np.testing.assert_allclose(y, np.asarray(a) @ np.asarray(b), rtol=0.05, atol=0.05)
+  with pytest.raises(ValueError, match=r"matmul_dtype='float16'; valid: float32, bfloat16"):
+    layers.matmul(a, b, 'float16')
+
+
+@pytest.mark.parametrize('name', ['dcgan', 'mlp'])
+def test_matmul_dtype_bfloat16_keeps_the_params_and_nearly_the_function(name):
+  cfg = ml_collections.ConfigDict({'name': name})
+  g32, d32 = build_models(cfg, (28, 28, 1))
+  cfg.matmul_dtype = 'bfloat16'
+  g16, d16 = build_models(cfg, (28, 28, 1))
+  z = jax.random.normal(jax.random.key(0), (4, 100))
+  vg = g32.init(jax.random.key(1), z, train=False)
+  assert jax.tree.map(jnp.shape, vg) == jax.tree.map(jnp.shape, g16.init(jax.random.key(1), z,
+                                                                         train=False))
+  x32, x16 = g32.apply(vg, z, train=False), g16.apply(vg, z, train=False)
+  assert x16.dtype == jnp.float32
+  assert 0 < np.abs(np.asarray(x32) - np.asarray(x16)).max() < 0.05  # bf16 rounding, no more
+  vd = d32.init(jax.random.key(2), x32, train=False)
+  l32, l16 = d32.apply(vd, x32, train=False), d16.apply(vd, x32, train=False)
+  np.testing.assert_allclose(l16, l32, rtol=0.05, atol=0.05)
+
+
+def test_matmul_dtype_errors_name_the_value_and_the_models():
+  with pytest.raises(ConfigError, match=r"config.model.matmul_dtype='int8' is not a matmul dtype; "
+                                        r'valid: float32, bfloat16'):
+    build_models(ml_collections.ConfigDict({'name': 'dcgan', 'matmul_dtype': 'int8'}), (28, 28, 1))
+  with pytest.raises(ConfigError, match=r"applies to the models dcgan, mlp, not 'sngan_resnet'"):
+    build_models(ml_collections.ConfigDict({'name': 'sngan_resnet', 'matmul_dtype': 'bfloat16'}),
+                 (28, 28, 1))
+
+
 def test_dcgan_shapes_and_param_counts_match_the_peer():
   g, d = dcgan.Generator(), dcgan.Discriminator()
   z = jnp.zeros((3, 100))

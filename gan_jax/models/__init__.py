@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from gan_jax.errors import ConfigError
-from gan_jax.models import cond, dcgan, mlp
+from gan_jax.models import cond, dcgan, layers, mlp
 from gan_jax.models import resnet
 
 
@@ -15,8 +15,9 @@ def _dcgan(cfg, data_shape, bn_axis_name, dtype):
   if tuple(data_shape[:2]) != (28, 28):
     raise ConfigError(f'config.model.name=dcgan takes 28x28 images, the data has shape '
                       f'{tuple(data_shape)}; use a 28x28 dataset or another model')
+  mm = cfg.get('matmul_dtype', 'float32')
   g = dcgan.Generator(channels=data_shape[-1], ngf=cfg.get('ngf', 64), bn_axis_name=bn_axis_name,
-                      dtype=dtype)
+                      dtype=dtype, matmul_dtype=mm)
   d = dcgan.Discriminator(ndf=cfg.get('ndf', 64), bn_axis_name=bn_axis_name, dtype=dtype,
                           spectral_norm=cfg.get('spectral_norm', False),
                           minibatch_std=cfg.get('minibatch_std', False))
@@ -26,12 +27,14 @@ def _dcgan(cfg, data_shape, bn_axis_name, dtype):
 def _mlp(cfg, data_shape, bn_axis_name, dtype):
   del bn_axis_name
   g = mlp.Generator(out_shape=tuple(data_shape), hidden=tuple(cfg.get('g_hidden', (1200, 1200))),
-                    tanh=cfg.get('g_tanh', True), dtype=dtype)
+                    tanh=cfg.get('g_tanh', True), dtype=dtype,
+                    matmul_dtype=cfg.get('matmul_dtype', 'float32'))
   d = mlp.Discriminator(hidden=tuple(cfg.get('d_hidden', (240, 240))),
                         pieces=cfg.get('d_pieces', 5), input_dropout=cfg.get('d_input_dropout', 0.2),
                         dropout=cfg.get('d_dropout', 0.5),
                         spectral_norm=cfg.get('spectral_norm', False),
-                        minibatch_std=cfg.get('minibatch_std', False), dtype=dtype)
+                        minibatch_std=cfg.get('minibatch_std', False), dtype=dtype,
+                        matmul_dtype=cfg.get('matmul_dtype', 'float32'))
   return g, d
 
 
@@ -90,6 +93,10 @@ MODELS: Dict[str, Callable[..., Tuple[nn.Module, nn.Module]]] = {
 CONDITIONAL_MODELS = frozenset({'dcgan_cbn_proj', 'dcgan_concat', 'dcgan_concat_proj'})
 
 
+# Models whose big matmuls take config.model.matmul_dtype (bf16 inputs, f32 accumulation).
+MATMUL_DTYPE_MODELS = frozenset({'dcgan', 'mlp'})
+
+
 COMPUTE_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16, 'float16': jnp.float16}
 
 
@@ -116,6 +123,13 @@ def build_models(model_config: ml_collections.ConfigDict, data_shape, bn_axis_na
     raise ConfigError(f'config.model.name={name!r} is not a known model; valid: '
                       f'{", ".join(plain)}; class-conditional: '
                       f'{", ".join(sorted(CONDITIONAL_MODELS))}')
+  matmul_dtype = model_config.get('matmul_dtype', 'float32')
+  if matmul_dtype not in layers.MATMUL_DTYPES:
+    raise ConfigError(f'config.model.matmul_dtype={matmul_dtype!r} is not a matmul dtype; valid: '
+                      f'{", ".join(layers.MATMUL_DTYPES)}')
+  if matmul_dtype != 'float32' and name not in MATMUL_DTYPE_MODELS:
+    raise ConfigError(f'config.model.matmul_dtype={matmul_dtype!r} applies to the models '
+                      f'{", ".join(sorted(MATMUL_DTYPE_MODELS))}, not {name!r}; leave it float32')
   if name in CONDITIONAL_MODELS:
     classes = model_config.get('num_classes') or num_classes or 0
     if classes < 1:

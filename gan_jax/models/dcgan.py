@@ -22,6 +22,7 @@ class Generator(nn.Module):
   ngf: int = 64
   bn_axis_name: Optional[str] = None  # set for cross-replica BN statistics under pmap
   dtype: Any = None
+  matmul_dtype: str = 'float32'  # 'bfloat16': the up-convs' matmuls in bf16, f32 accumulation
 
   @nn.compact
   def __call__(self, z, train: bool = True):
@@ -33,17 +34,17 @@ class Generator(nn.Module):
         z.reshape(z.shape[0], -1))
     x = x.reshape(z.shape[0], 7, 7, 4 * self.ngf)
     x = nn.relu(bn()(x))
-    x = UpConv4x4s2(2 * self.ngf, dtype=self.dtype)(x)
+    x = UpConv4x4s2(2 * self.ngf, dtype=self.dtype, matmul_dtype=self.matmul_dtype)(x)
     x = nn.relu(bn()(x))
-    x = UpConv4x4s2(self.channels, dtype=self.dtype)(x)
+    x = UpConv4x4s2(self.channels, dtype=self.dtype, matmul_dtype=self.matmul_dtype)(x)
     return jnp.tanh(x.astype(jnp.float32))
 
 
 def d_conv(features: int, k: int, stride: int, pad: int, spectral_norm: bool, train: bool,
-           dtype=None) -> nn.Module:
+           dtype=None, name=None) -> nn.Module:
   """A bias-free DCGAN conv of D, spectrally normalised when ``spectral_norm``."""
   layer = nn.Conv(features, (k, k), (stride, stride), padding=((pad, pad), (pad, pad)),
-                  use_bias=False, kernel_init=dcgan_init, dtype=dtype)
+                  use_bias=False, kernel_init=dcgan_init, dtype=dtype, name=name)
   return maybe_sn(layer, spectral_norm, train)
 
 
@@ -51,8 +52,8 @@ def trunk(x, ndf: int, train: bool, spectral_norm: bool, bn_axis_name=None, dtyp
   """D's body, ``[B, 28, 28, C] -> [B, 7, 7, 2 ndf]`` features: conv 4/2, LReLU, conv 4/2, BN
   (not with spectral norm), LReLU. Called inside a compact ``__call__``, so its layers are the
   caller's (Conv_0, Conv_1, BatchNorm_0); ``Discriminator`` and the projection D share it."""
-  x = nn.leaky_relu(d_conv(ndf, 4, 2, 1, spectral_norm, train, dtype)(x), 0.2)
-  x = d_conv(2 * ndf, 4, 2, 1, spectral_norm, train, dtype)(x)
+  x = nn.leaky_relu(d_conv(ndf, 4, 2, 1, spectral_norm, train, dtype, 'Conv_0')(x), 0.2)
+  x = d_conv(2 * ndf, 4, 2, 1, spectral_norm, train, dtype, 'Conv_1')(x)
   if not spectral_norm:
     x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
                      scale_init=bn_scale_init, axis_name=bn_axis_name, dtype=dtype)(x)
@@ -76,7 +77,7 @@ class Discriminator(nn.Module):
   def __call__(self, x, train: bool = True, return_features: bool = False):
     features = trunk(x, self.ndf, train, self.spectral_norm, self.bn_axis_name, self.dtype)
     x = minibatch_stddev(features) if self.minibatch_std else features
-    x = d_conv(1, 7, 1, 0, self.spectral_norm, train, self.dtype)(x)
+    x = d_conv(1, 7, 1, 0, self.spectral_norm, train, self.dtype, 'Conv_2')(x)
     logits = x.reshape(x.shape[0]).astype(jnp.float32)
     if return_features:
       return logits, features.reshape(features.shape[0], -1).astype(jnp.float32)

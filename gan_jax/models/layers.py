@@ -16,6 +16,66 @@ def bn_scale_init(key, shape, dtype=jnp.float32):
   return 1.0 + 0.02 * jax.random.normal(key, shape, dtype)
 
 
+MATMUL_DTYPES = ('float32', 'bfloat16')
+
+
+@jax.custom_vjp
+def bf16_matmul(a, b):
+  """``a [M, K] @ b [K, N]`` with bf16 inputs and float32 accumulation and output.
+
+  The backward pass is two more such matmuls (the cotangent rounded to bf16), so the forward,
+  input-gradient and weight-gradient products all run on the CPU's bf16 dot units
+  (AVX512-BF16 ``vdpbf16ps``, AMX) while every result, the gradients included, is float32.
+  ``jnp.dot`` with bf16 operands alone would not do: its transpose gets a float32 cotangent, and
+  a mixed bf16 x f32 product runs at float32 speed. ``precision=BF16_BF16_F32`` on float32
+  operands is accepted by XLA:CPU but runs at float32 speed (benchmarks/README.md).
+  """
+  return _bf16_dot(a, b)
+
+
+def _bf16_dot(a, b):
+  return jnp.dot(a.astype(jnp.bfloat16), b.astype(jnp.bfloat16),
+                 preferred_element_type=jnp.float32)
+
+
+def _bf16_matmul_fwd(a, b):
+  a16, b16 = a.astype(jnp.bfloat16), b.astype(jnp.bfloat16)
+  # Zero-size arrays carry the operands' dtypes (residuals must be arrays).
+  return _bf16_dot(a16, b16), (a16, b16, jnp.zeros((0,), a.dtype), jnp.zeros((0,), b.dtype))
+
+
+def _bf16_matmul_bwd(res, g):
+  a16, b16, a_like, b_like = res
+  g16 = g.astype(jnp.bfloat16)
+  return _bf16_dot(g16, b16.T).astype(a_like.dtype), _bf16_dot(a16.T, g16).astype(b_like.dtype)
+
+
+bf16_matmul.defvjp(_bf16_matmul_fwd, _bf16_matmul_bwd)
+
+
+def matmul(a, b, matmul_dtype: str = 'float32'):
+  """``a @ b`` for 2-D operands: ``jnp.dot``, or ``bf16_matmul`` when ``matmul_dtype`` is
+  'bfloat16' (the result is then float32 whatever the operands' dtype)."""
+  if matmul_dtype == 'bfloat16':
+    return bf16_matmul(a, b)
+  if matmul_dtype != 'float32':
+    raise ValueError(f'matmul_dtype={matmul_dtype!r}; valid: {", ".join(MATMUL_DTYPES)}')
+  return jnp.dot(a, b)
+
+
+def dense_dot_general(matmul_dtype: str):
+  """A ``dot_general`` for ``nn.Dense(dot_general=...)`` that routes ``[B, K] x [K, N]`` through
+  ``matmul(.., matmul_dtype)``; other contractions use ``lax.dot_general``."""
+  def dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_type=None):
+    (lc, rc), (lb, rb) = dimension_numbers
+    if (matmul_dtype != 'float32' and lhs.ndim == 2 and rhs.ndim == 2 and tuple(lc) == (1,)
+        and tuple(rc) == (0,) and not lb and not rb):
+      return matmul(lhs, rhs, matmul_dtype).astype(preferred_element_type or lhs.dtype)
+    return jax.lax.dot_general(lhs, rhs, dimension_numbers, precision=precision,
+                               preferred_element_type=preferred_element_type)
+  return dot_general
+
+
 class UpConv4x4s2(nn.Module):
   """Transposed convolution, kernel 4, stride 2, padding 1: ``[B,H,W,Cin] -> [B,2H,2W,Cout]``.
 
@@ -35,6 +95,7 @@ class UpConv4x4s2(nn.Module):
   use_bias: bool = False
   kernel_init: Initializer = dcgan_init
   dtype: Any = None
+  matmul_dtype: str = 'float32'  # 'bfloat16': bf16_matmul (bf16 inputs, f32 accumulation)
 
   # Per output phase: (first tap row in the 1-padded tap grid, kernel index of each of 2 taps).
   _TAPS = ((0, (3, 1)), (1, (2, 0)))
@@ -46,7 +107,8 @@ class UpConv4x4s2(nn.Module):
     kernel = self.param('kernel', self.kernel_init, (4, 4, cin, cout), jnp.float32)
     dtype = self.dtype or x.dtype
     w_flat = kernel.astype(dtype).transpose(2, 0, 1, 3).reshape(cin, 16 * cout)
-    t = jnp.dot(x.astype(dtype).reshape(b * h * w, cin), w_flat).reshape(b, h, w, 4, 4, cout)
+    t = matmul(x.astype(dtype).reshape(b * h * w, cin), w_flat, self.matmul_dtype)
+    t = t.astype(dtype).reshape(b, h, w, 4, 4, cout)
     t = jnp.pad(t, ((0, 0), (1, 1), (1, 1), (0, 0), (0, 0), (0, 0)))
     rows = []
     for ra, ka in self._TAPS:
@@ -66,10 +128,12 @@ class Maxout(nn.Module):
   features: int
   pieces: int
   dtype: Any = None
+  matmul_dtype: str = 'float32'
 
   @nn.compact
   def __call__(self, x):
-    y = nn.Dense(self.features * self.pieces, dtype=self.dtype)(x)
+    y = nn.Dense(self.features * self.pieces, dtype=self.dtype,
+                 dot_general=dense_dot_general(self.matmul_dtype))(x)
     return y.reshape(x.shape[0], self.features, self.pieces).max(axis=-1)
 
 

@@ -15,7 +15,7 @@ from typing import Any, Sequence, Tuple
 import flax.linen as nn
 import jax.numpy as jnp
 
-from gan_jax.models.layers import Maxout, maybe_sn, minibatch_stddev
+from gan_jax.models.layers import Maxout, dense_dot_general, maybe_sn, minibatch_stddev
 
 
 class Generator(nn.Module):
@@ -24,14 +24,17 @@ class Generator(nn.Module):
   hidden: Sequence[int] = (1200, 1200)
   tanh: bool = True
   dtype: Any = None
+  matmul_dtype: str = 'float32'  # 'bfloat16': the dense layers' matmuls in bf16, f32 accumulation
 
   @nn.compact
   def __call__(self, z, train: bool = True):
     del train  # no BN or dropout
+    dot = dense_dot_general(self.matmul_dtype)
     x = z.reshape(z.shape[0], -1)
     for h in self.hidden:
-      x = nn.relu(nn.Dense(h, dtype=self.dtype)(x))
-    x = nn.Dense(math.prod(self.out_shape), dtype=self.dtype)(x).astype(jnp.float32)
+      x = nn.relu(nn.Dense(h, dtype=self.dtype, dot_general=dot)(x))
+    x = nn.Dense(math.prod(self.out_shape), dtype=self.dtype, dot_general=dot)(x)
+    x = x.astype(jnp.float32)
     if self.tanh:
       x = jnp.tanh(x)
     return x.reshape((z.shape[0],) + tuple(self.out_shape))
@@ -51,21 +54,24 @@ class Discriminator(nn.Module):
   spectral_norm: bool = False
   minibatch_std: bool = False
   dtype: Any = None
+  matmul_dtype: str = 'float32'
 
   @nn.compact
   def __call__(self, x, train: bool = True, return_features: bool = False):
+    dot = dense_dot_general(self.matmul_dtype)
     x = x.reshape(x.shape[0], -1).astype(self.dtype or jnp.float32)
     x = nn.Dropout(self.input_dropout, deterministic=not train)(x)
     for h in self.hidden:
       if self.pieces > 1:
-        x = Maxout(h, self.pieces, dtype=self.dtype)(x)
+        x = Maxout(h, self.pieces, dtype=self.dtype, matmul_dtype=self.matmul_dtype)(x)
       else:
-        x = nn.leaky_relu(maybe_sn(nn.Dense(h, dtype=self.dtype), self.spectral_norm, train)(x),
-                          0.2)
+        dense = nn.Dense(h, dtype=self.dtype, dot_general=dot)
+        x = nn.leaky_relu(maybe_sn(dense, self.spectral_norm, train)(x), 0.2)
       x = nn.Dropout(self.dropout, deterministic=not train)(x)
     features = x.astype(jnp.float32)
     if self.minibatch_std:
       x = minibatch_stddev(x)
-    logits = maybe_sn(nn.Dense(1, dtype=self.dtype), self.spectral_norm, train)(x)
+    logits = maybe_sn(nn.Dense(1, dtype=self.dtype, dot_general=dot), self.spectral_norm,
+                      train)(x)
     logits = logits.reshape(x.shape[0]).astype(jnp.float32)
     return (logits, features) if return_features else logits
