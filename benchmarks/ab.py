@@ -28,13 +28,11 @@ def main():
   ap.add_argument('--batch-size', type=int, default=64)
   ap.add_argument('--steps', type=int, default=10, help='steps per round')
   ap.add_argument('--repeats', type=int, default=5, help='rounds (A then B each round)')
-  ap.add_argument('--data-dir', default=os.path.join(
-      os.environ.get('GAN_JAX_DATA_DIR', os.path.join(os.path.dirname(REPO), 'shared', 'datasets')),
-      'mnist'))
+  ap.add_argument('--data-dir', default=throughput.DATA_DIR)
   args = ap.parse_args()
   if not args.set:
     sys.exit('error: pass the change to test, e.g. --set model.matmul_dtype=bfloat16')
-  name = 'mnist_mlp' if args.mlp else 'mnist'
+  name = throughput.config_name(args.mlp)
   a = throughput.Ours(name, args.batch_size, args.data_dir, [])
   b = throughput.Ours(name, args.batch_size, args.data_dir, args.set)
   ra, rb = [], []

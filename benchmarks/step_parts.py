@@ -49,11 +49,9 @@ def main():
   ap.add_argument('--batch-size', type=int, default=64)
   ap.add_argument('--iters', type=int, default=10)
   ap.add_argument('--repeats', type=int, default=3)
-  ap.add_argument('--data-dir', default=os.path.join(
-      os.environ.get('GAN_JAX_DATA_DIR', os.path.join(os.path.dirname(REPO), 'shared', 'datasets')),
-      'mnist'))
+  ap.add_argument('--data-dir', default=throughput.DATA_DIR)
   args = ap.parse_args()
-  ours = throughput.Ours('mnist', args.batch_size, args.data_dir)
+  ours = throughput.Ours(throughput.config_name(False), args.batch_size, args.data_dir)
   st = ours.state
   g, d = st.g, st.d
   b, latent = args.batch_size, ours.exp.config.model.latent_dim

@@ -18,7 +18,6 @@ import argparse
 import ast
 import json
 import os
-import re
 import resource
 import statistics
 import subprocess
@@ -38,6 +37,15 @@ from gan_jax import train  # noqa: E402
 
 PEER = os.path.join(os.path.dirname(REPO), 'shared', 'bench', 'peer_dcgan_torch.py')
 PEER_WARMUP = 20
+# MNIST's IDX folder: $GAN_JAX_DATA_DIR_MNIST, else $GAN_JAX_DATA_DIR/mnist, else the shared one.
+DATA_DIR = os.environ.get('GAN_JAX_DATA_DIR_MNIST') or os.path.join(
+    os.environ.get('GAN_JAX_DATA_DIR', os.path.join(os.path.dirname(REPO), 'shared', 'datasets')),
+    'mnist')
+
+
+def config_name(mlp: bool) -> str:
+  """The experiment the benchmarks time: the MNIST DCGAN, or the MLP GAN with ``mlp``."""
+  return 'mnist_mlp' if mlp else 'mnist'
 
 
 def load_config(name):
@@ -133,12 +141,11 @@ def main():
   ap.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
                   help='config override for our step, e.g. --set share_g_forward=True')
   ap.add_argument('--platform', default=None, help='informational: cpu | gpu | tpu')
-  ap.add_argument('--data-dir', default=os.environ.get('GAN_JAX_DATA_DIR_MNIST', os.path.join(
-      os.path.dirname(REPO), 'shared', 'datasets', 'mnist')))
+  ap.add_argument('--data-dir', default=DATA_DIR)
   a = ap.parse_args()
   if a.platform and jax.default_backend() != a.platform:
     sys.exit(f'error: --platform={a.platform} but JAX runs on {jax.default_backend()}')
-  arch, config_name = ('mlp', 'mnist_mlp') if a.mlp else ('dcgan', 'mnist')
+  arch = 'mlp' if a.mlp else 'dcgan'
   sizes = [int(s) for s in (a.batch_sizes or ('64' if a.mlp else '64,256')).split(',')]
   base_steps = a.steps or (10 if a.quick else 30) * (10 if a.mlp else 1)
   threads = os.cpu_count() or 1
@@ -157,7 +164,7 @@ def main():
   results = []
   for bs in sizes:
     n = max(3, base_steps * 64 // bs)
-    ours = Ours(config_name, bs, a.data_dir, a.set)
+    ours = Ours(config_name(a.mlp), bs, a.data_dir, a.set)
     ours_runs, peer_runs = [], []
     for _ in range(a.repeats):
       ours_runs.append(ours.steps_per_s(n))

@@ -6,7 +6,7 @@
 
 XLA reads ``XLA_FLAGS`` once, when the backend starts, so every flag set runs in a fresh
 subprocess. Each prints steps/s (median of ``--repeats``), compile time, and the losses after
-``--check-steps`` steps from the same seed: a flag set that changes the numbers beyond float
+the warm-up step and ``--check-steps`` more from the same seed: a flag set that changes the numbers beyond float
 rounding shows it there. The peer is not run here (``throughput.py`` does that); this script
 only ranks the levers. The table of what was tried is in benchmarks/README.md.
 """
@@ -20,6 +20,9 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, 'benchmarks'))
+
+import throughput  # noqa: E402  (imports jax; XLA_FLAGS is read later, when a backend starts)
 
 # name -> XLA_FLAGS. The fusion types are those this jaxlib's flag help lists.
 FLAG_SETS = {
@@ -38,18 +41,15 @@ FLAG_SETS = {
 
 
 def child(args):
-  sys.path.insert(0, os.path.join(REPO, 'benchmarks'))
   import jax
-  import throughput
   t0 = time.perf_counter()
-  ours = throughput.Ours('mlp' if args.mlp else 'mnist', args.batch_size, args.data_dir,
+  ours = throughput.Ours(throughput.config_name(args.mlp), args.batch_size, args.data_dir,
                          args.set)
-  # The losses after a few steps from the seed's initial state: a numerics check.
-  check = throughput.Ours('mlp' if args.mlp else 'mnist', args.batch_size, args.data_dir,
-                          args.set)
+  # The losses after the warm-up step and a few more from the seed's initial state: a numerics
+  # check, taken before the timing (which only needs some state to step from).
   m = None
   for _ in range(args.check_steps):
-    check.state, m, check.health = check.exp.step_fn(check.state, check.arrays, check.health)
+    ours.state, m, ours.health = ours.exp.step_fn(ours.state, ours.arrays, ours.health)
   m = jax.device_get(m)
   rates = [ours.steps_per_s(args.steps) for _ in range(args.repeats)]
   print(json.dumps({
@@ -70,9 +70,7 @@ def main():
   ap.add_argument('--only', default='', help='comma list of flag-set names (default: all)')
   ap.add_argument('--flags', default=None, help='one custom XLA_FLAGS string instead')
   ap.add_argument('--set', action='append', default=[], metavar='KEY=VALUE')
-  ap.add_argument('--data-dir', default=os.path.join(
-      os.environ.get('GAN_JAX_DATA_DIR', os.path.join(os.path.dirname(REPO), 'shared', 'datasets')),
-      'mnist'))
+  ap.add_argument('--data-dir', default=throughput.DATA_DIR)
   ap.add_argument('--child', action='store_true', help=argparse.SUPPRESS)
   args = ap.parse_args()
   if args.child:
@@ -85,22 +83,15 @@ def main():
     if bad:
       sys.exit(f'error: unknown flag sets {bad}; valid: {", ".join(FLAG_SETS)}')
     sets = {n: FLAG_SETS[n] for n in names}
-  skip = False
-  passthrough = []
-  for a in sys.argv[1:]:  # drop --only/--flags and their values
-    if skip:
-      skip = False
-      continue
-    if a in ('--only', '--flags'):
-      skip = True
-      continue
-    if a.startswith(('--only=', '--flags=')):
-      continue
-    passthrough.append(a)
+  child_args = ['--child', '--batch-size', str(args.batch_size), '--steps', str(args.steps),
+                '--repeats', str(args.repeats), '--check-steps', str(args.check_steps),
+                '--data-dir', args.data_dir] + (['--mlp'] if args.mlp else [])
+  for item in args.set:
+    child_args += ['--set', item]
   print(f'{"flag set":22s} {"steps/s":>8s} {"compile":>8s} {"loss_D":>8s} {"loss_G":>8s}  runs')
   for name, flags in sets.items():
     env = dict(os.environ, XLA_FLAGS=flags)
-    r = subprocess.run([sys.executable, __file__, '--child'] + passthrough, env=env,
+    r = subprocess.run([sys.executable, __file__] + child_args, env=env,
                        capture_output=True, text=True)
     lines = [l for l in r.stdout.splitlines() if l.startswith('{')]
     if r.returncode or not lines:

@@ -26,15 +26,15 @@ def _dcgan(cfg, data_shape, bn_axis_name, dtype):
 
 def _mlp(cfg, data_shape, bn_axis_name, dtype):
   del bn_axis_name
+  mm = cfg.get('matmul_dtype', 'float32')
   g = mlp.Generator(out_shape=tuple(data_shape), hidden=tuple(cfg.get('g_hidden', (1200, 1200))),
-                    tanh=cfg.get('g_tanh', True), dtype=dtype,
-                    matmul_dtype=cfg.get('matmul_dtype', 'float32'))
+                    tanh=cfg.get('g_tanh', True), dtype=dtype, matmul_dtype=mm)
   d = mlp.Discriminator(hidden=tuple(cfg.get('d_hidden', (240, 240))),
                         pieces=cfg.get('d_pieces', 5), input_dropout=cfg.get('d_input_dropout', 0.2),
                         dropout=cfg.get('d_dropout', 0.5),
                         spectral_norm=cfg.get('spectral_norm', False),
                         minibatch_std=cfg.get('minibatch_std', False), dtype=dtype,
-                        matmul_dtype=cfg.get('matmul_dtype', 'float32'))
+                        matmul_dtype=mm)
   return g, d
 
 

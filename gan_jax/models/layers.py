@@ -191,7 +191,8 @@ class ConditionalBatchNorm(nn.Module):
   N(1, 0.02), like their plain BatchNorms.
 
   ``x`` is ``[B, ..., C]``, ``labels`` int ``[B]`` in ``[0, num_classes)``; the result has ``x``'s
-  shape. ``train`` (call) or ``use_running_average`` (attribute) picks the statistics.
+  shape. ``train`` (call) or ``use_running_average`` (attribute), exactly one of them, picks the
+  statistics.
   """
   num_classes: int
   use_running_average: Optional[bool] = None
@@ -203,9 +204,8 @@ class ConditionalBatchNorm(nn.Module):
 
   @nn.compact
   def __call__(self, x, labels, train: Optional[bool] = None):
-    if train is None and self.use_running_average is None:
-      raise ValueError('ConditionalBatchNorm needs train= (call) or use_running_average= (attr)')
-    running = (not train) if train is not None else self.use_running_average
+    running = nn.merge_param('use_running_average', self.use_running_average,
+                             None if train is None else not train)
     x_hat = nn.BatchNorm(use_running_average=running, momentum=self.momentum,
                          epsilon=self.epsilon, use_scale=False, use_bias=False,
                          axis_name=self.axis_name, dtype=self.dtype)(x)
