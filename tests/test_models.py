@@ -25,7 +25,8 @@ def _conv_transpose_reference(x, w):
   return y
 
 
-@pytest.mark.parametrize('shape,cout', [((2, 5, 6, 4), 3), ((1, 7, 7, 8), 1)])
+# cout < 16: the tap form's forward; cout >= 16: the window form's (layers.WINDOW_FORWARD_MIN_FEATURES).
+@pytest.mark.parametrize('shape,cout', [((2, 5, 6, 4), 3), ((1, 7, 7, 8), 1), ((2, 3, 4, 5), 16)])
 def test_upconv_is_pytorch_conv_transpose(shape, cout):
   x = np.random.RandomState(0).randn(*shape).astype(np.float32)
   m = layers.UpConv4x4s2(cout)
@@ -35,10 +36,13 @@ def test_upconv_is_pytorch_conv_transpose(shape, cout):
                              atol=1e-5)
 
 
-def test_upconv_matches_lax_conv_transpose_gradients():
-  """Gradients too: against XLA's own transposed conv (the slow path we replace)."""
-  x = jax.random.normal(jax.random.key(1), (2, 4, 4, 3))
-  m = layers.UpConv4x4s2(2)
+@pytest.mark.parametrize('cout', [2, 16])
+def test_upconv_matches_lax_conv_transpose_gradients(cout):
+  """Gradients too: against XLA's own transposed conv (the slow path we replace). At cout 16
+  they come from the custom VJP (``tap_cotangent`` and two matmuls)."""
+  assert (cout >= layers.WINDOW_FORWARD_MIN_FEATURES) == (cout == 16)
+  x = jax.random.normal(jax.random.key(1), (2, 4, 5, 3))
+  m = layers.UpConv4x4s2(cout)
   params = m.init(jax.random.key(0), x)
 
   def ours(p, x):
@@ -55,6 +59,44 @@ def test_upconv_matches_lax_conv_transpose_gradients():
   g1, g2 = jax.grad(ours, argnums=(0, 1))(params, x), jax.grad(ref, argnums=(0, 1))(params, x)
   np.testing.assert_allclose(g1[0]['params']['kernel'], g2[0]['params']['kernel'], atol=1e-5)
   np.testing.assert_allclose(g1[1], g2[1], atol=1e-5)
+
+
+@pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
+def test_upconv_forms_are_one_function_with_one_gradient(dtype):
+  """The tap form, the window form and the custom-VJP mix: the same outputs and gradients (the
+  window form by autodiff of its conv), and the mix keeps x's dtype for y and dx and returns a
+  float32 kernel gradient under bf16 compute."""
+  rs = np.random.RandomState(3)
+  x = jnp.asarray(rs.normal(size=(2, 3, 5, 4)), dtype)
+  k = jnp.asarray(rs.normal(size=(4, 4, 4, 6)), jnp.float32)
+  g = jnp.asarray(rs.normal(size=(2, 6, 10, 6)), dtype)
+  tol = dict(rtol=1e-5, atol=1e-5) if dtype == jnp.float32 else dict(rtol=0.05, atol=0.1)
+  outs = {}
+  for name, f in [('taps', layers.upconv4x4s2_taps), ('windows', layers.upconv4x4s2_windows),
+                  ('mix', layers.upconv4x4s2)]:
+    y, pull = jax.vjp(f, x, k)
+    outs[name] = (y, *pull(g))
+  y, dx, dk = outs['mix']
+  assert y.dtype == dx.dtype == dtype and dk.dtype == jnp.float32
+  for name in ('taps', 'windows'):
+    for a, b in zip(outs['mix'], outs[name]):
+      np.testing.assert_allclose(np.asarray(a, np.float32), np.asarray(b, np.float32), **tol)
+
+
+def test_tap_cotangent_is_the_adjoint_of_the_overlap_add():
+  """<overlap_add(t), g> == <t, tap_cotangent(g)> for random t, g: the gather in the custom VJP
+  is exactly the transpose of the tap form's col2im (here through the tap form with an
+  identity kernel, which makes its matmul the identity)."""
+  rs = np.random.RandomState(4)
+  c = 3
+  eye = jnp.eye(16 * c).reshape(16 * c, 4, 4, c).transpose(1, 2, 0, 3)  # [4,4,16c,c]
+  t = jnp.asarray(rs.normal(size=(2, 4, 3, 4, 4, c)), jnp.float32)
+  x = t.reshape(2, 4, 3, 16 * c)  # x @ W == t for this W
+  y = layers.upconv4x4s2_taps(x, eye)
+  g = jnp.asarray(rs.normal(size=y.shape), jnp.float32)
+  lhs = float(jnp.vdot(y, g))
+  rhs = float(jnp.vdot(t, layers.tap_cotangent(g)))
+  assert lhs == pytest.approx(rhs, rel=1e-5)
 
 
 def test_bf16_matmul_rounds_inputs_and_cotangent_to_bf16_and_returns_float32():

@@ -76,6 +76,118 @@ def dense_dot_general(matmul_dtype: str):
   return dot_general
 
 
+# Per output phase of the tap-plane form: (first tap row in the 1-padded tap grid, kernel index
+# of each of its 2 taps). Per axis, y[2m] = t[m-1, k=3] + t[m, k=1], y[2m+1] = t[m, k=2] + t[m+1, k=0].
+_TAPS = ((0, (3, 1)), (1, (2, 0)))
+
+# The window form: the 2x2 output block (2m-1, 2m) per axis comes from the input window
+# (x[m-1], x[m]): y[2m-1] = x[m-1] W[2] + x[m] W[0], y[2m] = x[m-1] W[3] + x[m] W[1], i.e.
+# W[_WINDOW_TAP[a][i]] for output offset a and window position i; m runs over 0..H.
+_WINDOW_TAP = ((2, 0), (3, 1))
+
+# Output channels from which the window form runs the forward (measured on XLA:CPU, batch 64:
+# 7x7x256 -> 14x14x128 forward 22 ms against 51 ms in the tap form; at 14x14x128 -> 28x28x1
+# the tap form is 7x faster).
+WINDOW_FORWARD_MIN_FEATURES = 16
+
+
+def upconv4x4s2_taps(x, kernel, matmul_dtype: str = 'float32'):
+  """ConvTranspose(4, stride 2, padding 1) as one matmul to all 16 taps, then col2im.
+
+  ``t = x @ W`` (``[B*H*W, Cin] @ [Cin, 16*Cout]``) takes every input pixel to every kernel tap;
+  each output phase then sums four shifted tap planes. Forward, input gradient and weight
+  gradient are each one large matmul with exactly the transposed conv's FLOPs. Its backward is
+  fast on XLA:CPU (the cotangent's tap planes are strided reads); its forward's overlap-add of
+  a ``16 Cout``-channel tensor is not, hence ``upconv4x4s2`` below.
+  """
+  b, h, w, cin = x.shape
+  cout = kernel.shape[-1]
+  w_flat = kernel.astype(x.dtype).transpose(2, 0, 1, 3).reshape(cin, 16 * cout)
+  t = matmul(x.reshape(b * h * w, cin), w_flat, matmul_dtype)
+  t = t.astype(x.dtype).reshape(b, h, w, 4, 4, cout)
+  t = jnp.pad(t, ((0, 0), (1, 1), (1, 1), (0, 0), (0, 0), (0, 0)))
+  rows = []
+  for ra, ka in _TAPS:
+    cols = []
+    for rc, kc in _TAPS:
+      cols.append(sum(t[:, ra + i:ra + i + h, rc + j:rc + j + w, ka[i], kc[j]]
+                      for i in range(2) for j in range(2)))
+    rows.append(jnp.stack(cols, axis=3))  # [B, H, W, 2 (col phase), Cout]
+  return jnp.stack(rows, axis=2).reshape(b, 2 * h, 2 * w, cout)  # interleave the phases
+
+
+def window_kernel(kernel):
+  """``[4, 4, Cin, Cout] -> [2, 2, Cin, 4 Cout]``: the 2x2 conv kernel of the window form, its
+  output channels ordered (row offset, column offset, Cout). Every tap of ``kernel`` appears in
+  it exactly once."""
+  cin, cout = kernel.shape[2:]
+  k = jnp.stack([jnp.stack([jnp.stack([jnp.stack([kernel[_WINDOW_TAP[a][i], _WINDOW_TAP[c][j]]
+                                                  for c in range(2)], axis=-2)
+                                       for a in range(2)], axis=-3)
+                            for j in range(2)]) for i in range(2)])
+  return k.reshape(2, 2, cin, 4 * cout)
+
+
+def upconv4x4s2_windows(x, kernel):
+  """ConvTranspose(4, stride 2, padding 1) as a 2x2 convolution of the 1-padded input to
+  ``4 Cout`` channels (one 2x2 output block per input window), depth-to-space, crop one pixel.
+
+  1.31x the FLOPs at 7x7 (``(H+1)^2`` windows for ``H^2`` pixels), but XLA:CPU's forward
+  convolution runs near the matmul roofline and there is no overlap-add. Its autodiff is not
+  usable on XLA:CPU (the 2x2 conv's kernel gradient: 4.5 s at batch 64), so ``upconv4x4s2``
+  differentiates the tap form instead.
+  """
+  b, h, w, _ = x.shape
+  cout = kernel.shape[-1]
+  o = jax.lax.conv_general_dilated(x, window_kernel(kernel.astype(x.dtype)), (1, 1),
+                                   ((1, 1), (1, 1)), dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  o = o.reshape(b, h + 1, w + 1, 2, 2, cout).transpose(0, 1, 3, 2, 4, 5)
+  return o.reshape(b, 2 * h + 2, 2 * w + 2, cout)[:, 1:-1, 1:-1, :]
+
+
+def tap_cotangent(g):
+  """``g [B, 2H, 2W, C] -> [B, H, W, 4, 4, C]``: the adjoint of the tap form's overlap-add,
+  ``t_bar[b, i, j, kh, kw] = g[b, 2i - 1 + kh, 2j - 1 + kw]`` (zero outside ``g``).
+
+  Written as a gather: pad ``g`` (1 before, 3 after), view it as 2x2 blocks, and take two
+  block-shifted slices per axis (tap ``k = 2 s + q`` is block row ``i + s``, phase ``q``). XLA's
+  own transpose of the overlap-add sums 16 padded planes, ~8x slower on XLA:CPU.
+  """
+  b, hh, ww, c = g.shape
+  h, w = hh // 2, ww // 2
+  gp = jnp.pad(g, ((0, 0), (1, 3), (1, 3), (0, 0))).reshape(b, h + 2, 2, w + 2, 2, c)
+  rows = jnp.stack([gp[:, s:s + h] for s in range(2)], axis=2)           # [b,h,s,q,w+2,r,c]
+  blocks = jnp.stack([rows[:, :, :, :, u:u + w] for u in range(2)], axis=5)  # [b,h,s,q,w,u,r,c]
+  return blocks.transpose(0, 1, 4, 2, 3, 5, 6, 7).reshape(b, h, w, 4, 4, c)
+
+
+@jax.custom_vjp
+def upconv4x4s2(x, kernel):
+  """ConvTranspose(4, stride 2, padding 1), ``[B,H,W,Cin] x [4,4,Cin,Cout] -> [B,2H,2W,Cout]``:
+  the forward of ``upconv4x4s2_windows``, the backward of the tap form (``tap_cotangent``, then
+  ``dx = t_bar @ W^T`` and ``dW = x^T @ t_bar``, two large matmuls): the faster of each on
+  XLA:CPU, and the same bilinear function, so the same gradients."""
+  return upconv4x4s2_windows(x, kernel)
+
+
+def _upconv_fwd(x, kernel):
+  return upconv4x4s2_windows(x, kernel), (x, kernel)
+
+
+def _upconv_bwd(res, g):
+  x, kernel = res
+  b, h, w, cin = x.shape
+  cout = kernel.shape[-1]
+  t_bar = tap_cotangent(g.astype(x.dtype)).reshape(b * h * w, 16 * cout)
+  w_t = kernel.astype(x.dtype).transpose(0, 1, 3, 2).reshape(16 * cout, cin)
+  dx = jnp.dot(t_bar, w_t).reshape(x.shape)
+  dw = jnp.dot(x.reshape(b * h * w, cin).T, t_bar, preferred_element_type=jnp.float32)
+  return dx, dw.reshape(cin, 4, 4, cout).transpose(1, 2, 0, 3).astype(kernel.dtype)
+
+
+upconv4x4s2.defvjp(_upconv_fwd, _upconv_bwd)
+
+
 class UpConv4x4s2(nn.Module):
   """Transposed convolution, kernel 4, stride 2, padding 1: ``[B,H,W,Cin] -> [B,2H,2W,Cout]``.
 
@@ -84,12 +196,11 @@ class UpConv4x4s2(nn.Module):
   ``y[o] = sum_{i,k : o = 2i - 1 + k} x[i] W[k]`` per spatial axis.
 
   Why not ``nn.ConvTranspose``: XLA:CPU lowers it to a convolution with lhs dilation, whose
-  weight gradient is ~20x slower than it should be (shared/docs/PERF_NOTES.md). Here it is the
-  textbook "scatter" form of a transposed conv: one matmul takes every input pixel to all 16
-  kernel taps, ``t = x @ W`` (``[B*H*W, Cin] @ [Cin, 16*Cout]``), then each output phase sums
-  four shifted tap planes (col2im). Per axis, even outputs are ``y[2m] = t[m-1, k=3] + t[m, k=1]``
-  and odd outputs ``y[2m+1] = t[m, k=2] + t[m+1, k=0]``. The FLOPs are exactly those of the
-  transposed conv, and forward, input gradient and weight gradient are each one large matmul.
+  weight gradient is ~20x slower than it should be (shared/docs/PERF_NOTES.md). Here the
+  gradients always come from the tap form (``upconv4x4s2_taps``: three large matmuls); the
+  forward is the window form (``upconv4x4s2_windows``) from ``WINDOW_FORWARD_MIN_FEATURES``
+  output channels, the tap form below that, and the tap form throughout with bf16 matmuls.
+  ``benchmarks/README.md`` has the measurements behind each choice.
   """
   features: int
   use_bias: bool = False
@@ -97,29 +208,18 @@ class UpConv4x4s2(nn.Module):
   dtype: Any = None
   matmul_dtype: str = 'float32'  # 'bfloat16': bf16_matmul (bf16 inputs, f32 accumulation)
 
-  # Per output phase: (first tap row in the 1-padded tap grid, kernel index of each of 2 taps).
-  _TAPS = ((0, (3, 1)), (1, (2, 0)))
-
   @nn.compact
   def __call__(self, x):
-    b, h, w, cin = x.shape
-    cout = self.features
-    kernel = self.param('kernel', self.kernel_init, (4, 4, cin, cout), jnp.float32)
-    dtype = self.dtype or x.dtype
-    w_flat = kernel.astype(dtype).transpose(2, 0, 1, 3).reshape(cin, 16 * cout)
-    t = matmul(x.astype(dtype).reshape(b * h * w, cin), w_flat, self.matmul_dtype)
-    t = t.astype(dtype).reshape(b, h, w, 4, 4, cout)
-    t = jnp.pad(t, ((0, 0), (1, 1), (1, 1), (0, 0), (0, 0), (0, 0)))
-    rows = []
-    for ra, ka in self._TAPS:
-      cols = []
-      for rc, kc in self._TAPS:
-        cols.append(sum(t[:, ra + i:ra + i + h, rc + j:rc + j + w, ka[i], kc[j]]
-                        for i in range(2) for j in range(2)))
-      rows.append(jnp.stack(cols, axis=3))  # [B, H, W, 2 (col phase), Cout]
-    y = jnp.stack(rows, axis=2).reshape(b, 2 * h, 2 * w, cout)  # interleave the phases
+    kernel = self.param('kernel', self.kernel_init, (4, 4, x.shape[-1], self.features),
+                        jnp.float32)
+    x = x.astype(self.dtype or x.dtype)
+    if self.matmul_dtype == 'float32' and self.features >= WINDOW_FORWARD_MIN_FEATURES:
+      y = upconv4x4s2(x, kernel)
+    else:
+      y = upconv4x4s2_taps(x, kernel, self.matmul_dtype)
     if self.use_bias:
-      y = y + self.param('bias', nn.initializers.zeros, (cout,), jnp.float32).astype(dtype)
+      y = y + self.param('bias', nn.initializers.zeros, (self.features,), jnp.float32).astype(
+          y.dtype)
     return y
 
 
