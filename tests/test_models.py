@@ -83,6 +83,22 @@ def test_upconv_forms_are_one_function_with_one_gradient(dtype):
       np.testing.assert_allclose(np.asarray(a, np.float32), np.asarray(b, np.float32), **tol)
 
 
+def test_upconv_bf16_matmuls_give_bf16_rounded_float32_gradients():
+  """matmul_dtype='bfloat16': the forward is unchanged (f32 conv), both gradients are float32
+  and equal the f32 ones to bf16 rounding (operands rounded, f32 sums), not exactly."""
+  rs = np.random.RandomState(5)
+  x = jnp.asarray(rs.normal(size=(2, 3, 4, 32)), jnp.float32)
+  k = jnp.asarray(rs.normal(size=(4, 4, 32, 16)), jnp.float32)
+  g = jnp.asarray(rs.normal(size=(2, 6, 8, 16)), jnp.float32)
+  y32, pull32 = jax.vjp(layers.upconv4x4s2, x, k)
+  y16, pull16 = jax.vjp(lambda x, k: layers.upconv4x4s2(x, k, 'bfloat16'), x, k)
+  np.testing.assert_array_equal(y16, y32)
+  for a, b in zip(pull16(g), pull32(g)):
+    assert a.dtype == jnp.float32
+    rel = float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
+    assert 1e-5 < rel < 2e-2, rel
+
+
 def test_tap_cotangent_is_the_adjoint_of_the_overlap_add():
   """<overlap_add(t), g> == <t, tap_cotangent(g)> for random t, g: the gather in the custom VJP
   is exactly the transpose of the tap form's col2im (here through the tap form with an

@@ -1,5 +1,6 @@
 """Layers shared by the GAN models."""
 
+import functools
 from typing import Any, Callable, Optional
 
 import flax.linen as nn
@@ -161,27 +162,35 @@ def tap_cotangent(g):
   return blocks.transpose(0, 1, 4, 2, 3, 5, 6, 7).reshape(b, h, w, 4, 4, c)
 
 
-@jax.custom_vjp
-def upconv4x4s2(x, kernel):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def upconv4x4s2(x, kernel, matmul_dtype: str = 'float32'):
   """ConvTranspose(4, stride 2, padding 1), ``[B,H,W,Cin] x [4,4,Cin,Cout] -> [B,2H,2W,Cout]``:
   the forward of ``upconv4x4s2_windows``, the backward of the tap form (``tap_cotangent``, then
   ``dx = t_bar @ W^T`` and ``dW = x^T @ t_bar``, two large matmuls): the faster of each on
-  XLA:CPU, and the same bilinear function, so the same gradients."""
+  XLA:CPU, and the same bilinear function, so the same gradients. With ``matmul_dtype``
+  'bfloat16' the two backward matmuls take bf16 operands and accumulate in float32 (the
+  forward convolution stays in x's dtype: XLA:CPU's bf16 convolutions are slower)."""
+  del matmul_dtype
   return upconv4x4s2_windows(x, kernel)
 
 
-def _upconv_fwd(x, kernel):
+def _upconv_fwd(x, kernel, matmul_dtype):
+  del matmul_dtype
   return upconv4x4s2_windows(x, kernel), (x, kernel)
 
 
-def _upconv_bwd(res, g):
+def _upconv_bwd(matmul_dtype, res, g):
   x, kernel = res
   b, h, w, cin = x.shape
   cout = kernel.shape[-1]
-  t_bar = tap_cotangent(g.astype(x.dtype)).reshape(b * h * w, 16 * cout)
-  w_t = kernel.astype(x.dtype).transpose(0, 1, 3, 2).reshape(16 * cout, cin)
-  dx = jnp.dot(t_bar, w_t).reshape(x.shape)
-  dw = jnp.dot(x.reshape(b * h * w, cin).T, t_bar, preferred_element_type=jnp.float32)
+  op = jnp.bfloat16 if matmul_dtype == 'bfloat16' else x.dtype
+  t_bar = tap_cotangent(g.astype(op)).reshape(b * h * w, 16 * cout)
+  w_t = kernel.astype(op).transpose(0, 1, 3, 2).reshape(16 * cout, cin)
+  # Both products in the [M, K] @ [K, N] layout (x^T materialised): a transposed operand
+  # costs XLA:CPU's bf16 dot about 1.7x.
+  dx = jnp.dot(t_bar, w_t, preferred_element_type=jnp.float32).astype(x.dtype).reshape(x.shape)
+  x_t = x.astype(op).reshape(b * h * w, cin).T
+  dw = jnp.dot(x_t, t_bar, preferred_element_type=jnp.float32)
   return dx, dw.reshape(cin, 4, 4, cout).transpose(1, 2, 0, 3).astype(kernel.dtype)
 
 
@@ -199,7 +208,8 @@ class UpConv4x4s2(nn.Module):
   weight gradient is ~20x slower than it should be (shared/docs/PERF_NOTES.md). Here the
   gradients always come from the tap form (``upconv4x4s2_taps``: three large matmuls); the
   forward is the window form (``upconv4x4s2_windows``) from ``WINDOW_FORWARD_MIN_FEATURES``
-  output channels, the tap form below that, and the tap form throughout with bf16 matmuls.
+  output channels and the tap form below that. ``matmul_dtype='bfloat16'`` puts the backward
+  matmuls (and the tap form's forward matmul) on bf16 operands with float32 accumulation.
   ``benchmarks/README.md`` has the measurements behind each choice.
   """
   features: int
@@ -213,8 +223,10 @@ class UpConv4x4s2(nn.Module):
     kernel = self.param('kernel', self.kernel_init, (4, 4, x.shape[-1], self.features),
                         jnp.float32)
     x = x.astype(self.dtype or x.dtype)
-    if self.matmul_dtype == 'float32' and self.features >= WINDOW_FORWARD_MIN_FEATURES:
-      y = upconv4x4s2(x, kernel)
+    if self.matmul_dtype not in MATMUL_DTYPES:
+      raise ValueError(f'matmul_dtype={self.matmul_dtype!r}; valid: {", ".join(MATMUL_DTYPES)}')
+    if self.features >= WINDOW_FORWARD_MIN_FEATURES:
+      y = upconv4x4s2(x, kernel, self.matmul_dtype)
     else:
       y = upconv4x4s2_taps(x, kernel, self.matmul_dtype)
     if self.use_bias:
