@@ -6,6 +6,7 @@ from typing import Any, Callable, Optional
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Initializer = Callable[..., jax.Array]
 
@@ -54,13 +55,17 @@ def _bf16_matmul_bwd(res, g):
 bf16_matmul.defvjp(_bf16_matmul_fwd, _bf16_matmul_bwd)
 
 
+def check_matmul_dtype(matmul_dtype: str):
+  if matmul_dtype not in MATMUL_DTYPES:
+    raise ValueError(f'matmul_dtype={matmul_dtype!r}; valid: {", ".join(MATMUL_DTYPES)}')
+
+
 def matmul(a, b, matmul_dtype: str = 'float32'):
   """``a @ b`` for 2-D operands: ``jnp.dot``, or ``bf16_matmul`` when ``matmul_dtype`` is
   'bfloat16' (the result is then float32 whatever the operands' dtype)."""
+  check_matmul_dtype(matmul_dtype)
   if matmul_dtype == 'bfloat16':
     return bf16_matmul(a, b)
-  if matmul_dtype != 'float32':
-    raise ValueError(f'matmul_dtype={matmul_dtype!r}; valid: {", ".join(MATMUL_DTYPES)}')
   return jnp.dot(a, b)
 
 
@@ -97,9 +102,9 @@ def upconv4x4s2_taps(x, kernel, matmul_dtype: str = 'float32'):
 
   ``t = x @ W`` (``[B*H*W, Cin] @ [Cin, 16*Cout]``) takes every input pixel to every kernel tap;
   each output phase then sums four shifted tap planes. Forward, input gradient and weight
-  gradient are each one large matmul with exactly the transposed conv's FLOPs. Its backward is
-  fast on XLA:CPU (the cotangent's tap planes are strided reads); its forward's overlap-add of
-  a ``16 Cout``-channel tensor is not, hence ``upconv4x4s2`` below.
+  gradient are each one large matmul with exactly the transposed conv's FLOPs. On XLA:CPU the
+  overlap-add of a ``16 Cout``-channel tensor is slow, and so is XLA's own transpose of it,
+  hence ``upconv4x4s2`` below (window forward, ``tap_cotangent`` backward).
   """
   b, h, w, cin = x.shape
   cout = kernel.shape[-1]
@@ -122,11 +127,9 @@ def window_kernel(kernel):
   output channels ordered (row offset, column offset, Cout). Every tap of ``kernel`` appears in
   it exactly once."""
   cin, cout = kernel.shape[2:]
-  k = jnp.stack([jnp.stack([jnp.stack([jnp.stack([kernel[_WINDOW_TAP[a][i], _WINDOW_TAP[c][j]]
-                                                  for c in range(2)], axis=-2)
-                                       for a in range(2)], axis=-3)
-                            for j in range(2)]) for i in range(2)])
-  return k.reshape(2, 2, cin, 4 * cout)
+  tap = np.array(_WINDOW_TAP).T  # [window position i, output offset a] -> kernel index
+  k = kernel[tap[:, :, None, None], tap[None, None, :, :]]  # [i, a, j, c, Cin, Cout]
+  return k.transpose(0, 2, 4, 1, 3, 5).reshape(2, 2, cin, 4 * cout)
 
 
 def upconv4x4s2_windows(x, kernel):
@@ -136,7 +139,7 @@ def upconv4x4s2_windows(x, kernel):
   1.31x the FLOPs at 7x7 (``(H+1)^2`` windows for ``H^2`` pixels), but XLA:CPU's forward
   convolution runs near the matmul roofline and there is no overlap-add. Its autodiff is not
   usable on XLA:CPU (the 2x2 conv's kernel gradient: 4.5 s at batch 64), so ``upconv4x4s2``
-  differentiates the tap form instead.
+  takes its gradients in the tap form instead.
   """
   b, h, w, _ = x.shape
   cout = kernel.shape[-1]
@@ -223,8 +226,7 @@ class UpConv4x4s2(nn.Module):
     kernel = self.param('kernel', self.kernel_init, (4, 4, x.shape[-1], self.features),
                         jnp.float32)
     x = x.astype(self.dtype or x.dtype)
-    if self.matmul_dtype not in MATMUL_DTYPES:
-      raise ValueError(f'matmul_dtype={self.matmul_dtype!r}; valid: {", ".join(MATMUL_DTYPES)}')
+    check_matmul_dtype(self.matmul_dtype)
     if self.features >= WINDOW_FORWARD_MIN_FEATURES:
       y = upconv4x4s2(x, kernel, self.matmul_dtype)
     else:
