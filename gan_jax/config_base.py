@@ -50,6 +50,8 @@ def base_config() -> ml_collections.ConfigDict:
                                    # layers) take bf16 inputs and accumulate and return f32;
                                    # all else stays f32. For CPUs with AVX512-BF16/AMX (dcgan,
                                    # mlp); on GPU/TPU use compute_dtype.
+  c.model.upconv = 'custom'      # custom | lax: the DCGAN's transposed convs, our window
+                                 # forward + matmul VJP (fast on XLA:CPU) or lax.conv_transpose
 
   c.optim = ml_collections.ConfigDict()
   c.optim.g_lr = 2e-4

@@ -27,22 +27,24 @@ def _conv_transpose_reference(x, w):
 
 # cout < 16: the tap form's forward; cout >= 16: the window form's (layers.WINDOW_FORWARD_MIN_FEATURES).
 @pytest.mark.parametrize('shape,cout', [((2, 5, 6, 4), 3), ((1, 7, 7, 8), 1), ((2, 3, 4, 5), 16)])
-def test_upconv_is_pytorch_conv_transpose(shape, cout):
+@pytest.mark.parametrize('impl', layers.UPCONV_IMPLS)
+def test_upconv_is_pytorch_conv_transpose(shape, cout, impl):
   x = np.random.RandomState(0).randn(*shape).astype(np.float32)
-  m = layers.UpConv4x4s2(cout)
+  m = layers.UpConv4x4s2(cout, impl=impl)
   params = m.init(jax.random.key(0), x)
   w = np.asarray(params['params']['kernel'], np.float64)
   np.testing.assert_allclose(m.apply(params, x), _conv_transpose_reference(x.astype(np.float64), w),
                              atol=1e-5)
 
 
-@pytest.mark.parametrize('cout', [2, 16])
-def test_upconv_matches_lax_conv_transpose_gradients(cout):
-  """Gradients too: against XLA's own transposed conv (the slow path we replace). At cout 16
-  they come from the custom VJP (``tap_cotangent`` and two matmuls)."""
+@pytest.mark.parametrize('cout,impl', [(2, 'custom'), (16, 'custom'), (16, 'lax')])
+def test_upconv_matches_lax_conv_transpose_gradients(cout, impl):
+  """Gradients too: against XLA's own transposed conv (the slow path we replace on CPU). At
+  cout 16 'custom' takes them from the custom VJP (``tap_cotangent`` and two matmuls); 'lax'
+  is ``upconv4x4s2_lax``, the option for backends whose transposed conv is fast."""
   assert (cout >= layers.WINDOW_FORWARD_MIN_FEATURES) == (cout == 16)
   x = jax.random.normal(jax.random.key(1), (2, 4, 5, 3))
-  m = layers.UpConv4x4s2(cout)
+  m = layers.UpConv4x4s2(cout, impl=impl)
   params = m.init(jax.random.key(0), x)
 
   def ours(p, x):
@@ -157,6 +159,12 @@ def test_matmul_dtype_errors_name_the_value_and_the_models():
   with pytest.raises(ConfigError, match=r"applies to the models dcgan, mlp, not 'sngan_resnet'"):
     build_models(ml_collections.ConfigDict({'name': 'sngan_resnet', 'matmul_dtype': 'bfloat16'}),
                  (28, 28, 1))
+
+
+def test_upconv_impl_error_names_the_value_and_the_choices():
+  with pytest.raises(ConfigError, match=r"config.model.upconv='cudnn' is not an up-conv "
+                                        r'implementation; valid: custom, lax'):
+    build_models(ml_collections.ConfigDict({'name': 'dcgan', 'upconv': 'cudnn'}), (28, 28, 1))
 
 
 def test_dcgan_shapes_and_param_counts_match_the_peer():

@@ -17,7 +17,7 @@ def _dcgan(cfg, data_shape, bn_axis_name, dtype):
                       f'{tuple(data_shape)}; use a 28x28 dataset or another model')
   mm = cfg.get('matmul_dtype', 'float32')
   g = dcgan.Generator(channels=data_shape[-1], ngf=cfg.get('ngf', 64), bn_axis_name=bn_axis_name,
-                      dtype=dtype, matmul_dtype=mm)
+                      dtype=dtype, matmul_dtype=mm, upconv=cfg.get('upconv', 'custom'))
   d = dcgan.Discriminator(ndf=cfg.get('ndf', 64), bn_axis_name=bn_axis_name, dtype=dtype,
                           spectral_norm=cfg.get('spectral_norm', False),
                           minibatch_std=cfg.get('minibatch_std', False))
@@ -130,6 +130,10 @@ def build_models(model_config: ml_collections.ConfigDict, data_shape, bn_axis_na
   if matmul_dtype != 'float32' and name not in MATMUL_DTYPE_MODELS:
     raise ConfigError(f'config.model.matmul_dtype={matmul_dtype!r} applies to the models '
                       f'{", ".join(sorted(MATMUL_DTYPE_MODELS))}, not {name!r}; leave it float32')
+  upconv = model_config.get('upconv', 'custom')
+  if upconv not in layers.UPCONV_IMPLS:
+    raise ConfigError(f'config.model.upconv={upconv!r} is not an up-conv implementation; valid: '
+                      f'{", ".join(layers.UPCONV_IMPLS)}')
   if name in CONDITIONAL_MODELS:
     classes = model_config.get('num_classes') or num_classes or 0
     if classes < 1:

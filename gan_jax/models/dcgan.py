@@ -23,6 +23,7 @@ class Generator(nn.Module):
   bn_axis_name: Optional[str] = None  # set for cross-replica BN statistics under pmap
   dtype: Any = None
   matmul_dtype: str = 'float32'  # 'bfloat16': the up-convs' matmuls in bf16, f32 accumulation
+  upconv: str = 'custom'  # layers.UPCONV_IMPLS: 'custom' (fast on XLA:CPU) or 'lax'
 
   @nn.compact
   def __call__(self, z, train: bool = True):
@@ -34,9 +35,11 @@ class Generator(nn.Module):
         z.reshape(z.shape[0], -1))
     x = x.reshape(z.shape[0], 7, 7, 4 * self.ngf)
     x = nn.relu(bn()(x))
-    x = UpConv4x4s2(2 * self.ngf, dtype=self.dtype, matmul_dtype=self.matmul_dtype)(x)
+    x = UpConv4x4s2(2 * self.ngf, dtype=self.dtype, matmul_dtype=self.matmul_dtype,
+                    impl=self.upconv)(x)
     x = nn.relu(bn()(x))
-    x = UpConv4x4s2(self.channels, dtype=self.dtype, matmul_dtype=self.matmul_dtype)(x)
+    x = UpConv4x4s2(self.channels, dtype=self.dtype, matmul_dtype=self.matmul_dtype,
+                    impl=self.upconv)(x)
     return jnp.tanh(x.astype(jnp.float32))
 
 

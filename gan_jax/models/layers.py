@@ -200,6 +200,19 @@ def _upconv_bwd(matmul_dtype, res, g):
 upconv4x4s2.defvjp(_upconv_fwd, _upconv_bwd)
 
 
+def upconv4x4s2_lax(x, kernel):
+  """The same function through XLA's own transposed convolution (``lax.conv_transpose``, a conv
+  with lhs dilation; cuDNN's on GPU). ``conv_transpose`` with ``transpose_kernel`` flips the
+  kernel, hence the flip here, and padding ``k - 1 - p = 2`` per side."""
+  return jax.lax.conv_transpose(x, kernel.astype(x.dtype)[::-1, ::-1], (2, 2), ((2, 2), (2, 2)),
+                                dimension_numbers=('NHWC', 'HWIO', 'NHWC'), transpose_kernel=False)
+
+
+# UpConv4x4s2.impl: 'custom' = the window forward + tap-form custom VJP (fast on XLA:CPU);
+# 'lax' = lax.conv_transpose and its autodiff (the backend's own transposed conv).
+UPCONV_IMPLS = ('custom', 'lax')
+
+
 class UpConv4x4s2(nn.Module):
   """Transposed convolution, kernel 4, stride 2, padding 1: ``[B,H,W,Cin] -> [B,2H,2W,Cout]``.
 
@@ -220,6 +233,7 @@ class UpConv4x4s2(nn.Module):
   kernel_init: Initializer = dcgan_init
   dtype: Any = None
   matmul_dtype: str = 'float32'  # 'bfloat16': bf16_matmul (bf16 inputs, f32 accumulation)
+  impl: str = 'custom'  # one of UPCONV_IMPLS; 'lax' ignores matmul_dtype
 
   @nn.compact
   def __call__(self, x):
@@ -227,7 +241,11 @@ class UpConv4x4s2(nn.Module):
                         jnp.float32)
     x = x.astype(self.dtype or x.dtype)
     check_matmul_dtype(self.matmul_dtype)
-    if self.features >= WINDOW_FORWARD_MIN_FEATURES:
+    if self.impl not in UPCONV_IMPLS:
+      raise ValueError(f'impl={self.impl!r}; valid: {", ".join(UPCONV_IMPLS)}')
+    if self.impl == 'lax':
+      y = upconv4x4s2_lax(x, kernel)
+    elif self.features >= WINDOW_FORWARD_MIN_FEATURES:
       y = upconv4x4s2(x, kernel, self.matmul_dtype)
     else:
       y = upconv4x4s2_taps(x, kernel, self.matmul_dtype)
