@@ -26,8 +26,10 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COMMIT = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=REPO, capture_output=True,
-                        text=True).stdout.strip() or os.environ.get('GAN_JAX_COMMIT', 'unknown')
+# $GAN_JAX_COMMIT first: a copy of the tree sent to another machine can carry a stale .git.
+COMMIT = os.environ.get('GAN_JAX_COMMIT') or subprocess.run(
+    ['git', 'rev-parse', '--short', 'HEAD'], cwd=REPO, capture_output=True,
+    text=True).stdout.strip() or 'unknown'
 sys.path.insert(0, REPO)
 
 import jax  # noqa: E402
