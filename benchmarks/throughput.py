@@ -186,9 +186,6 @@ def main():
   roof16 = matmul_roofline(jnp.bfloat16, n_roof)
   print(f'roofline ({n_roof}^2 matmul): f32 {roof32 / 1e9:.1f} GFLOP/s, bf16 {roof16 / 1e9:.1f} '
         'GFLOP/s')
-  bf16 = any(s.replace("'", '').replace('"', '') in ('compute_dtype=bfloat16',
-                                                     'model.matmul_dtype=bfloat16') for s in a.set)
-  roof = roof16 if bf16 else roof32
   results = []
   for bs in sizes:
     n = max(3, base_steps * 64 // bs)
@@ -196,6 +193,11 @@ def main():
     if ours.flops != ours.flops and device.platform != 'cpu':  # nan: no count from this backend
       ours.flops = flops_on_cpu(a.mlp, [bs], a.data_dir, a.set).get(bs, float('nan'))
       ours.flops_source = 'lowered for cpu'
+    # The bf16 roofline where the step's big matmuls take bf16 operands: by compute_dtype or by
+    # model.matmul_dtype, set by --set or by the experiment's own defaults (mnist_mlp.py).
+    c = ours.exp.config
+    bf16 = 'bfloat16' in (c.get('compute_dtype', 'float32'), c.model.get('matmul_dtype', 'float32'))
+    roof = roof16 if bf16 else roof32
     ours_runs, peer_runs = [], []
     for _ in range(a.repeats):
       ours_runs.append(ours.steps_per_s(n))

@@ -117,12 +117,39 @@ def test_tap_cotangent_is_the_adjoint_of_the_overlap_add():
   assert lhs == pytest.approx(rhs, rel=1e-5)
 
 
+def test_to_bf16_is_astype_bit_for_bit_nan_inf_ties_and_overflow_included():
+  rs = np.random.RandomState(0)
+  special = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, 3.3895314e38, -3.3895314e38,
+                      np.finfo(np.float32).max, np.finfo(np.float32).tiny, 1e-40, -1e-45],
+                     np.float32)
+  ties = np.array([0x3F808000, 0x3F818000, 0xBF808000, 0x3F807FFF, 0x3F808001],
+                  np.uint32).view(np.float32)  # halfway cases round to even
+  x = jnp.asarray(np.concatenate([rs.normal(size=1000).astype(np.float32) * 10.0 ** rs.randint(
+      -30, 30, 1000), special, ties]))
+  ours, ref = jax.jit(layers.to_bf16)(x), x.astype(jnp.bfloat16)
+  assert ours.dtype == jnp.bfloat16
+  np.testing.assert_array_equal(np.asarray(ours).view(np.uint16), np.asarray(ref).view(np.uint16))
+  # NaNs stay NaN, also those whose bits a bare rounding trick would carry to Inf or to 0.
+  nans = np.array([0x7FC00000, 0x7F800001, 0xFFFFFFFF, 0x7FFFFFFF], np.uint32).view(np.float32)
+  assert np.isnan(np.asarray(jax.jit(layers.to_bf16)(jnp.asarray(nans)), np.float32)).all()
+
+
+def test_physical_transpose_is_the_transpose():
+  a = jnp.arange(12.0).reshape(3, 4)
+  np.testing.assert_array_equal(jax.jit(layers.physical_transpose)(a), a.T)
+
+
 def test_bf16_matmul_rounds_inputs_and_cotangent_to_bf16_and_returns_float32():
   rs = np.random.RandomState(0)
   a, b, g = (jnp.asarray(rs.normal(size=s), jnp.float32) for s in ((6, 5), (5, 4), (6, 4)))
   r = lambda t: np.asarray(t.astype(jnp.bfloat16).astype(jnp.float32), np.float64)
   y, pull = jax.vjp(layers.bf16_matmul, a, b)
   assert y.dtype == jnp.float32
+  # Compiled, the backward's layouts differ (an "NT" dot_general, a written-out transpose):
+  # the same numbers.
+  jit_grads = jax.jit(lambda a, b, g: jax.vjp(layers.bf16_matmul, a, b)[1](g))(a, b, g)
+  np.testing.assert_allclose(jit_grads[0], r(g) @ r(b).T, rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(jit_grads[1], r(a).T @ r(g), rtol=1e-6, atol=1e-6)
   np.testing.assert_allclose(y, r(a) @ r(b), rtol=1e-6, atol=1e-6)  # exact products, f32 sums
   da, db = pull(g)
   assert da.dtype == db.dtype == jnp.float32

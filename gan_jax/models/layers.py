@@ -35,21 +35,45 @@ def bf16_matmul(a, b):
   return _bf16_dot(a, b)
 
 
+def to_bf16(x):
+  """``x.astype(bfloat16)`` (round to nearest even) as integer ops on the float32 bits: one
+  vectorised loop fusion, ~3.5x faster than XLA:CPU's convert of a 1200x1200 weight. NaNs stay
+  NaN (a bare bit trick can round a NaN to Inf or to 0, and hide it from the NaN watch)."""
+  if x.dtype == jnp.bfloat16:
+    return x.astype(jnp.bfloat16)
+  u = jax.lax.bitcast_convert_type(x.astype(jnp.float32), jnp.uint32)
+  u = (u + (jnp.uint32(0x7FFF) + ((u >> 16) & jnp.uint32(1)))) >> 16
+  y = jax.lax.bitcast_convert_type(u.astype(jnp.uint16), jnp.bfloat16)
+  return jnp.where(jnp.isnan(x), jnp.asarray(jnp.nan, jnp.bfloat16), y)
+
+
+def physical_transpose(a):
+  """``a.T`` for 2-D ``a``, written out row-major. XLA would otherwise fold the transpose into
+  the consuming dot as a transposed operand, which XLA:CPU's bf16 dot runs at ~half speed
+  (``[1200, 64] @ [64, 1200]``: 0.52 ms against 1.19 ms)."""
+  flat = jax.lax.optimization_barrier(a.T.reshape(-1))
+  return flat.reshape(a.shape[::-1])
+
+
 def _bf16_dot(a, b):
-  return jnp.dot(a.astype(jnp.bfloat16), b.astype(jnp.bfloat16),
-                 preferred_element_type=jnp.float32)
+  return jnp.dot(to_bf16(a), to_bf16(b), preferred_element_type=jnp.float32)
 
 
 def _bf16_matmul_fwd(a, b):
-  a16, b16 = a.astype(jnp.bfloat16), b.astype(jnp.bfloat16)
+  a16, b16 = to_bf16(a), to_bf16(b)
   # Zero-size arrays carry the operands' dtypes (residuals must be arrays).
   return _bf16_dot(a16, b16), (a16, b16, jnp.zeros((0,), a.dtype), jnp.zeros((0,), b.dtype))
 
 
 def _bf16_matmul_bwd(res, g):
   a16, b16, a_like, b_like = res
-  g16 = g.astype(jnp.bfloat16)
-  return _bf16_dot(g16, b16.T).astype(a_like.dtype), _bf16_dot(a16.T, g16).astype(b_like.dtype)
+  g16 = to_bf16(g)
+  # da = g b^T as a dot_general contracting both operands' last axes (XLA:CPU runs this "NT"
+  # product at the speed of the forward; jnp.dot(g, b.T) runs at half), db = a^T g with a^T
+  # written out (physical_transpose).
+  da = jax.lax.dot_general(g16, b16, (((1,), (1,)), ((), ())), preferred_element_type=jnp.float32)
+  db = _bf16_dot(physical_transpose(a16), g16)
+  return da.astype(a_like.dtype), db.astype(b_like.dtype)
 
 
 bf16_matmul.defvjp(_bf16_matmul_fwd, _bf16_matmul_bwd)
