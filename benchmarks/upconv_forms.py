@@ -30,11 +30,6 @@ import jax.numpy as jnp  # noqa: E402
 from gan_jax.models import layers  # noqa: E402
 
 
-def lax_conv_transpose(x, kernel):
-  return jax.lax.conv_transpose(x, kernel[::-1, ::-1], (2, 2), ((2, 2), (2, 2)),
-                                dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-
-
 def best_ms(fn, args, iters, repeats):
   compiled = jax.jit(fn).lower(*args).compile()
   jax.block_until_ready(compiled(*args))
@@ -63,7 +58,7 @@ def main():
   k = 0.02 * jax.random.normal(jax.random.key(1), (4, 4, cin, cout))
   g = jax.random.normal(jax.random.key(2), (args.batch_size, 2 * h, 2 * h, cout))
   forms = {'taps': layers.upconv4x4s2_taps, 'windows': layers.upconv4x4s2_windows,
-           'lax_convT': lax_conv_transpose, 'custom': layers.upconv4x4s2}
+           'lax_convT': layers.upconv4x4s2_lax, 'custom': layers.upconv4x4s2}
   if args.bf16:
     forms['custom_bf16'] = lambda x, k: layers.upconv4x4s2(x, k, 'bfloat16')
   ref = forms['taps'](x, k)

@@ -211,12 +211,16 @@ def _upconv_bwd(matmul_dtype, res, g):
   b, h, w, cin = x.shape
   cout = kernel.shape[-1]
   op = jnp.bfloat16 if matmul_dtype == 'bfloat16' else x.dtype
-  t_bar = tap_cotangent(g.astype(op)).reshape(b * h * w, 16 * cout)
-  w_t = kernel.astype(op).transpose(0, 1, 3, 2).reshape(16 * cout, cin)
-  # Both products in the [M, K] @ [K, N] layout (x^T materialised): a transposed operand
-  # costs XLA:CPU's bf16 dot about 1.7x.
-  dx = jnp.dot(t_bar, w_t, preferred_element_type=jnp.float32).astype(x.dtype).reshape(x.shape)
-  x_t = x.astype(op).reshape(b * h * w, cin).T
+  cast = to_bf16 if op == jnp.bfloat16 else (lambda t: t.astype(op))
+  t_bar = tap_cotangent(cast(g)).reshape(b * h * w, 16 * cout)
+  # dx = t_bar W^T as an "NT" dot_general against W [Cin, 16 Cout], and x^T written out
+  # (physical_transpose): the fast layouts of XLA:CPU's bf16 dot (backward 48 -> 26 ms at
+  # 7x7x256 -> 14x14x128, batch 64; float32 about the same).
+  w_flat = cast(kernel).transpose(2, 0, 1, 3).reshape(cin, 16 * cout)
+  dx = jax.lax.dot_general(t_bar, w_flat, (((1,), (1,)), ((), ())),
+                           preferred_element_type=jnp.float32)
+  x_t = physical_transpose(cast(x).reshape(b * h * w, cin))
+  dx = dx.astype(x.dtype).reshape(x.shape)
   dw = jnp.dot(x_t, t_bar, preferred_element_type=jnp.float32)
   return dx, dw.reshape(cin, 4, 4, cout).transpose(1, 2, 0, 3).astype(kernel.dtype)
 
