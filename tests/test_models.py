@@ -1,5 +1,6 @@
 """Model layers against reference definitions."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -115,6 +116,74 @@ def test_tap_cotangent_is_the_adjoint_of_the_overlap_add():
   lhs = float(jnp.vdot(y, g))
   rhs = float(jnp.vdot(t, layers.tap_cotangent(g)))
   assert lhs == pytest.approx(rhs, rel=1e-5)
+
+
+def _conv_ref(x, k):
+  return jax.lax.conv_general_dilated(x, k, (2, 2), ((1, 1), (1, 1)),
+                                      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+
+def test_conv4x4s2_patches_and_overlap_add_are_im2col_and_its_adjoint():
+  rs = np.random.RandomState(5)
+  x = jnp.asarray(rs.normal(size=(2, 6, 8, 3)), jnp.float32)
+  p = layers.conv4x4s2_patches(x)
+  np.testing.assert_array_equal(p, layers.tap_cotangent(x).reshape(2 * 3 * 4, 48))
+  k = jnp.asarray(rs.normal(size=(4, 4, 3, 5)), jnp.float32)
+  np.testing.assert_allclose((p @ k.reshape(48, 5)).reshape(2, 3, 4, 5), _conv_ref(x, k),
+                             rtol=1e-5, atol=1e-5)
+  t = jnp.asarray(rs.normal(size=(2, 3, 4, 4, 4, 3)), jnp.float32)
+  assert float(jnp.vdot(layers.overlap_add(t), x)) == pytest.approx(
+      float(jnp.vdot(t.reshape(p.shape), p)), rel=1e-5)
+
+
+@pytest.mark.parametrize('jit', [False, True])
+def test_conv4x4s2_is_nn_conv_with_its_gradients(jit):
+  """float32: the function and both gradients of XLA's conv (its autodiff) to rounding."""
+  rs = np.random.RandomState(6)
+  x = jnp.asarray(rs.normal(size=(2, 8, 6, 16)), jnp.float32)
+  k = jnp.asarray(rs.normal(size=(4, 4, 16, 8)), jnp.float32)
+  loss = lambda f: (lambda x, k: jnp.sum(jnp.sin(f(x, k))))
+  ours = jax.value_and_grad(loss(layers.conv4x4s2), argnums=(0, 1))
+  ref = jax.value_and_grad(loss(_conv_ref), argnums=(0, 1))
+  if jit:
+    ours, ref = jax.jit(ours), jax.jit(ref)
+  (v1, (dx1, dk1)), (v2, (dx2, dk2)) = ours(x, k), ref(x, k)
+  assert float(v1) == pytest.approx(float(v2), rel=1e-4)
+  np.testing.assert_allclose(dx1, dx2, rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(dk1, dk2, rtol=1e-4, atol=1e-4)
+
+
+def test_conv4x4s2_bf16_is_the_conv_of_bf16_rounded_operands():
+  """bfloat16 matmuls: the forward and both gradients are the float64 conv of the bf16-rounded
+  x, kernel and cotangent (bf16 products are exact in float32; only sums round)."""
+  rs = np.random.RandomState(7)
+  x = jnp.asarray(rs.normal(size=(2, 8, 8, 16)), jnp.float32)
+  k = jnp.asarray(rs.normal(size=(4, 4, 16, 4)), jnp.float32)
+  g = jnp.asarray(rs.normal(size=(2, 4, 4, 4)), jnp.float32)
+  r = lambda t: jnp.asarray(t, jnp.bfloat16).astype(jnp.float32)
+  y, (dx, dk) = jax.jit(lambda x, k, g: (lambda yp: (yp[0], yp[1](g)))(
+      jax.vjp(lambda x, k: layers.conv4x4s2(x, k, 'bfloat16'), x, k)))(x, k, g)
+  y_ref, pull = jax.vjp(_conv_ref, r(x), r(k))
+  dx_ref, dk_ref = pull(r(g))
+  assert y.dtype == dx.dtype == dk.dtype == jnp.float32
+  np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-4)
+  np.testing.assert_allclose(dx, dx_ref, rtol=1e-5, atol=1e-4)
+  np.testing.assert_allclose(dk, dk_ref, rtol=1e-5, atol=1e-4)
+  assert np.abs(np.asarray(y) - np.asarray(_conv_ref(x, k))).max() > 1e-3  # it did round
+
+
+@pytest.mark.parametrize('cin', [1, 16])
+def test_conv4x4s2_module_is_nn_conv_with_its_params(cin):
+  """The module: nn.Conv's kernel param (same init, same tree) and function, under the im2col
+  path (cin >= IM2COL_MIN_CHANNELS) and under its XLA-conv fallback (cin 1)."""
+  x = jnp.asarray(np.random.RandomState(8).normal(size=(2, 8, 8, cin)), jnp.float32)
+  ours = layers.Conv4x4s2(8, matmul_dtype='bfloat16')
+  ref = nn.Conv(8, (4, 4), (2, 2), padding=((1, 1), (1, 1)), use_bias=False,
+                kernel_init=layers.dcgan_init)
+  p_ours, p_ref = ours.init(jax.random.key(0), x), ref.init(jax.random.key(0), x)
+  assert jax.tree.map(jnp.shape, p_ours) == jax.tree.map(jnp.shape, p_ref)
+  np.testing.assert_array_equal(p_ours['params']['kernel'], p_ref['params']['kernel'])
+  np.testing.assert_allclose(ours.apply(p_ref, x), ref.apply(p_ref, x), rtol=0.02, atol=0.02)
 
 
 def test_to_bf16_is_astype_bit_for_bit_nan_inf_ties_and_overflow_included():

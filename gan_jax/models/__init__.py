@@ -20,7 +20,7 @@ def _dcgan(cfg, data_shape, bn_axis_name, dtype):
                       dtype=dtype, matmul_dtype=mm, upconv=cfg.get('upconv', 'custom'))
   d = dcgan.Discriminator(ndf=cfg.get('ndf', 64), bn_axis_name=bn_axis_name, dtype=dtype,
                           spectral_norm=cfg.get('spectral_norm', False),
-                          minibatch_std=cfg.get('minibatch_std', False))
+                          minibatch_std=cfg.get('minibatch_std', False), matmul_dtype=mm)
   return g, d
 
 

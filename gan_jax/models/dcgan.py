@@ -12,7 +12,7 @@ from typing import Any, Optional
 import flax.linen as nn
 import jax.numpy as jnp
 
-from gan_jax.models.layers import (UpConv4x4s2, bn_scale_init, dcgan_init, maybe_sn,
+from gan_jax.models.layers import (Conv4x4s2, UpConv4x4s2, bn_scale_init, dcgan_init, maybe_sn,
                                    minibatch_stddev)
 
 
@@ -44,19 +44,25 @@ class Generator(nn.Module):
 
 
 def d_conv(features: int, k: int, stride: int, pad: int, spectral_norm: bool, train: bool,
-           dtype=None, name=None) -> nn.Module:
-  """A bias-free DCGAN conv of D, spectrally normalised when ``spectral_norm``."""
+           dtype=None, name=None, matmul_dtype: str = 'float32') -> nn.Module:
+  """A bias-free DCGAN conv of D, spectrally normalised when ``spectral_norm``. A 4x4 stride-2
+  conv with ``matmul_dtype`` 'bfloat16' (and no spectral norm) is ``Conv4x4s2``: the same
+  function and ``kernel`` param, as im2col matmuls on bf16 operands."""
+  if (k, stride, pad) == (4, 2, 1) and matmul_dtype != 'float32' and not spectral_norm:
+    return Conv4x4s2(features, dtype=dtype, matmul_dtype=matmul_dtype, name=name)
   layer = nn.Conv(features, (k, k), (stride, stride), padding=((pad, pad), (pad, pad)),
                   use_bias=False, kernel_init=dcgan_init, dtype=dtype, name=name)
   return maybe_sn(layer, spectral_norm, train)
 
 
-def trunk(x, ndf: int, train: bool, spectral_norm: bool, bn_axis_name=None, dtype=None):
+def trunk(x, ndf: int, train: bool, spectral_norm: bool, bn_axis_name=None, dtype=None,
+          matmul_dtype: str = 'float32'):
   """D's body, ``[B, 28, 28, C] -> [B, 7, 7, 2 ndf]`` features: conv 4/2, LReLU, conv 4/2, BN
   (not with spectral norm), LReLU. Called inside a compact ``__call__``, so its layers are the
   caller's (Conv_0, Conv_1, BatchNorm_0); ``Discriminator`` and the projection D share it."""
-  x = nn.leaky_relu(d_conv(ndf, 4, 2, 1, spectral_norm, train, dtype, 'Conv_0')(x), 0.2)
-  x = d_conv(2 * ndf, 4, 2, 1, spectral_norm, train, dtype, 'Conv_1')(x)
+  x = nn.leaky_relu(d_conv(ndf, 4, 2, 1, spectral_norm, train, dtype, 'Conv_0',
+                           matmul_dtype)(x), 0.2)
+  x = d_conv(2 * ndf, 4, 2, 1, spectral_norm, train, dtype, 'Conv_1', matmul_dtype)(x)
   if not spectral_norm:
     x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
                      scale_init=bn_scale_init, axis_name=bn_axis_name, dtype=dtype)(x)
@@ -75,10 +81,12 @@ class Discriminator(nn.Module):
   dtype: Any = None
   spectral_norm: bool = False
   minibatch_std: bool = False
+  matmul_dtype: str = 'float32'  # 'bfloat16': the 4x4 stride-2 convs as bf16 im2col matmuls
 
   @nn.compact
   def __call__(self, x, train: bool = True, return_features: bool = False):
-    features = trunk(x, self.ndf, train, self.spectral_norm, self.bn_axis_name, self.dtype)
+    features = trunk(x, self.ndf, train, self.spectral_norm, self.bn_axis_name, self.dtype,
+                     self.matmul_dtype)
     x = minibatch_stddev(features) if self.minibatch_std else features
     x = d_conv(1, 7, 1, 0, self.spectral_norm, train, self.dtype, 'Conv_2')(x)
     logits = x.reshape(x.shape[0]).astype(jnp.float32)
