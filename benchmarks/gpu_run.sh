@@ -5,7 +5,8 @@
 #   1. benchmarks/throughput.py --platform gpu: DCGAN and MLP at batch 256 and 1024, f32 and bf16,
 #      alone on the GPU (before any training starts).
 #   2. Seed variance (issue #5): experiments/mnist.py and experiments/fashion.py, 3 seeds each,
-#      plus MNIST variants share_g_forward and compute_dtype=bfloat16 (issue #6 quality check),
+#      plus MNIST variants share_g_forward, compute_dtype=bfloat16 and model.matmul_dtype=bfloat16
+#      (issue #6 quality checks; NAMES picks which),
 #      all 12 runs side by side on the one GPU, then `gan_jax.seeds --collect` for each.
 set -u
 cd "$(dirname "$0")/.."
@@ -41,6 +42,7 @@ for name in $NAMES; do
     fashion) run_seeds fashion experiments/fashion.py ;;
     mnist_shared) run_seeds mnist_shared experiments/mnist.py --config.share_g_forward=True ;;
     mnist_bf16) run_seeds mnist_bf16 experiments/mnist.py --config.compute_dtype=bfloat16 ;;
+    mnist_mm16) run_seeds mnist_mm16 experiments/mnist.py --config.model.matmul_dtype=bfloat16 ;;
   esac
 done
 wait

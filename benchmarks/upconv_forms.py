@@ -61,6 +61,7 @@ def main():
            'lax_convT': layers.upconv4x4s2_lax, 'custom': layers.upconv4x4s2}
   if args.bf16:
     forms['custom_bf16'] = lambda x, k: layers.upconv4x4s2(x, k, 'bfloat16')
+    forms['taps_bf16'] = lambda x, k: layers.upconv4x4s2_taps(x, k, 'bfloat16')
   ref = forms['taps'](x, k)
   print(f'batch {args.batch_size}: {h}x{h}x{cin} -> {2 * h}x{2 * h}x{cout}; '
         f'{2 * args.batch_size * h * h * cin * 16 * cout / 1e9:.2f} GFLOP per product, '
