@@ -9,10 +9,14 @@ See docs/scaling.md.
 Exit codes: 0 done (or stopped cleanly by SIGTERM), 1 internal error or divergence, 2 bad input.
 """
 
-from absl import app, flags
-from ml_collections import config_flags
+from gan_jax import allocator
 
-from gan_jax import cli, parallel, train
+allocator.reexec_with_tcmalloc()  # before JAX is imported: see gan_jax/allocator.py
+
+from absl import app, flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from gan_jax import cli, parallel, train  # noqa: E402
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', 'experiments/toy2d.py', 'Experiment config file.',

@@ -32,6 +32,12 @@ COMMIT = os.environ.get('GAN_JAX_COMMIT') or subprocess.run(
     text=True).stdout.strip() or 'unknown'
 sys.path.insert(0, REPO)
 
+from gan_jax import allocator  # noqa: E402
+
+# Ours and the peer (a child process, so it inherits LD_PRELOAD) both run under tcmalloc where
+# it is installed: the same allocator for both. GAN_JAX_TCMALLOC=0 measures glibc's malloc.
+allocator.reexec_with_tcmalloc()
+
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
@@ -178,8 +184,9 @@ def main():
     print('FLOPS ' + json.dumps(flops))
     return
   device = jax.devices()[0]
+  malloc = os.environ.get('LD_PRELOAD', '') or 'glibc malloc'
   print(f'device: {device.platform} {getattr(device, "device_kind", "")} x{jax.device_count()}, '
-        f'host cores {threads}, jax {jax.__version__}')
+        f'host cores {threads}, jax {jax.__version__}, allocator {malloc}')
   # A 2048^2 matmul saturates a CPU; an accelerator needs a larger one to reach its peak.
   n_roof = 2048 if device.platform == 'cpu' else 8192
   roof32 = matmul_roofline(jnp.float32, n_roof)
@@ -215,7 +222,7 @@ def main():
                roofline_fraction=round(achieved / roof, 3),
                roofline_dtype='bf16' if bf16 else 'f32',
                peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-               overrides=a.set, commit=COMMIT, timed_steps=n, repeats=a.repeats, ours_runs=[round(x, 3) for x in ours_runs],
+               allocator=malloc, overrides=a.set, commit=COMMIT, timed_steps=n, repeats=a.repeats, ours_runs=[round(x, 3) for x in ours_runs],
                peer_runs=peer_runs)
     results.append(row)
     print(f'{arch} batch {bs:4d}: ours {o:7.2f} steps/s ({o * bs:8.1f} img/s)  peer {p:7.2f} steps/s '

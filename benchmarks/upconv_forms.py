@@ -24,6 +24,10 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from gan_jax import allocator  # noqa: E402
+
+allocator.reexec_with_tcmalloc()  # GAN_JAX_TCMALLOC=0: glibc's malloc
+
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 

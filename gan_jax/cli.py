@@ -14,7 +14,7 @@ import time
 
 from absl import app, flags, logging
 
-from gan_jax import errors
+from gan_jax import allocator, errors
 
 flags.DEFINE_bool('verbose', False, 'Show tracebacks for bad-input errors too.')
 
@@ -91,7 +91,9 @@ def _exit_with(code: int, e: Exception):
 
 
 def run(main):
-  """``absl.app.run(main)`` with our exit codes for bad input and divergence."""
+  """``absl.app.run(main)`` with our exit codes for bad input and divergence, under tcmalloc
+  where the machine has it (``allocator.reexec_with_tcmalloc``: re-executes the command once)."""
+  allocator.reexec_with_tcmalloc()
 
   def wrapped(argv):
     if not flags.FLAGS['verbosity'].present:

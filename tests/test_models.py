@@ -86,17 +86,19 @@ def test_upconv_forms_are_one_function_with_one_gradient(dtype):
       np.testing.assert_allclose(np.asarray(a, np.float32), np.asarray(b, np.float32), **tol)
 
 
-def test_upconv_bf16_matmuls_give_bf16_rounded_float32_gradients():
-  """matmul_dtype='bfloat16': the forward is unchanged (f32 conv), both gradients are float32
-  and equal the f32 ones to bf16 rounding (operands rounded, f32 sums), not exactly."""
+def test_upconv_bf16_matmuls_give_bf16_rounded_float32_outputs_and_gradients():
+  """matmul_dtype='bfloat16': the forward (the tap form's bf16 matmul) is the exact transposed
+  conv of the bf16-rounded operands up to float32 sums; it and both gradients are float32 and
+  equal the float32 ones to bf16 rounding, not exactly."""
   rs = np.random.RandomState(5)
   x = jnp.asarray(rs.normal(size=(2, 3, 4, 32)), jnp.float32)
   k = jnp.asarray(rs.normal(size=(4, 4, 32, 16)), jnp.float32)
   g = jnp.asarray(rs.normal(size=(2, 6, 8, 16)), jnp.float32)
   y32, pull32 = jax.vjp(layers.upconv4x4s2, x, k)
   y16, pull16 = jax.vjp(lambda x, k: layers.upconv4x4s2(x, k, 'bfloat16'), x, k)
-  np.testing.assert_array_equal(y16, y32)
-  for a, b in zip(pull16(g), pull32(g)):
+  r = lambda t: np.asarray(jnp.asarray(t, jnp.bfloat16).astype(jnp.float32), np.float64)
+  np.testing.assert_allclose(y16, _conv_transpose_reference(r(x), r(k)), rtol=1e-5, atol=1e-4)
+  for a, b in zip([y16, *pull16(g)], [y32, *pull32(g)]):
     assert a.dtype == jnp.float32
     rel = float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
     assert 1e-5 < rel < 2e-2, rel
