@@ -327,6 +327,12 @@ def check_config_matches(config, path: str) -> bool:
   with open(path) as f:
     old = json.load(f)
   a, b = _flat(old), _flat(new)
+  # A key that a later version added to the base config, at its default value, is no change:
+  # runs from before it resume (e.g. model.upconv, added with its only earlier behaviour).
+  defaults = _flat(_normalise(config_base.base_config().to_dict()))
+  added = [k for k in set(b) - set(a) if k in defaults and b[k] == defaults[k]]
+  for k in added:
+    a[k] = b[k]
   diff = sorted(k for k in set(a) | set(b)
                 if a.get(k, '<unset>') != b.get(k, '<unset>'))
   strict = [k for k in diff if k not in RESUMABLE_KEYS]
@@ -336,7 +342,7 @@ def check_config_matches(config, path: str) -> bool:
     raise ConfigError(
         f'the config differs from {path} in {len(strict)} key(s) ({shown}); use a new --workdir '
         'or pass --config.allow_config_change=True to resume anyway')
-  return bool(diff)
+  return bool(diff or added)
 
 
 def _write_json(path, obj):

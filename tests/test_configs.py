@@ -67,3 +67,20 @@ def test_config_change_is_refused_with_the_differing_keys(tmp_path):
     train.check_config_matches(c, path)
   c.allow_config_change = True
   train.check_config_matches(c, path)
+
+
+def test_a_key_added_later_at_its_default_is_no_change(tmp_path):
+  """A run saved before a key existed (here model.upconv) resumes when the new config has it at
+  the base default; at another value it is a change like any other."""
+  import json
+  c = _load(os.path.join(REPO, 'experiments', 'mnist.py'))
+  path = str(tmp_path / 'config.json')
+  old = c.to_dict()
+  del old['model']['upconv']
+  train._write_json(path, old)
+  assert train.check_config_matches(c, path)  # compatible; rewritten with the new key
+  with open(path) as f:
+    assert 'upconv' not in json.load(f)['model']  # checking wrote nothing
+  c.model.upconv = 'lax'
+  with pytest.raises(ConfigError, match=r"model.upconv: '<unset>' -> 'lax'"):
+    train.check_config_matches(c, path)

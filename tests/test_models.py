@@ -188,6 +188,20 @@ def test_conv4x4s2_module_is_nn_conv_with_its_params(cin):
   np.testing.assert_allclose(ours.apply(p_ref, x), ref.apply(p_ref, x), rtol=0.02, atol=0.02)
 
 
+def test_full_conv_is_nn_conv_valid_with_its_params_and_gradients():
+  x = jnp.asarray(np.random.RandomState(9).normal(size=(3, 7, 7, 5)), jnp.float32)
+  ours = layers.FullConv(2)
+  ref = nn.Conv(2, (7, 7), padding='VALID', use_bias=False, kernel_init=layers.dcgan_init)
+  p_ours, p_ref = ours.init(jax.random.key(0), x), ref.init(jax.random.key(0), x)
+  np.testing.assert_array_equal(p_ours['params']['kernel'], p_ref['params']['kernel'])
+  loss = lambda m: (lambda p, x: jnp.sum(jnp.sin(m.apply(p, x))))
+  np.testing.assert_allclose(ours.apply(p_ref, x), ref.apply(p_ref, x), rtol=1e-5, atol=1e-5)
+  g1 = jax.grad(loss(ours), argnums=(0, 1))(p_ref, x)
+  g2 = jax.grad(loss(ref), argnums=(0, 1))(p_ref, x)
+  for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g2)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
 def test_to_bf16_is_astype_bit_for_bit_nan_inf_ties_and_overflow_included():
   rs = np.random.RandomState(0)
   special = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, 3.3895314e38, -3.3895314e38,

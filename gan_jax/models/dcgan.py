@@ -12,8 +12,8 @@ from typing import Any, Optional
 import flax.linen as nn
 import jax.numpy as jnp
 
-from gan_jax.models.layers import (Conv4x4s2, UpConv4x4s2, bn_scale_init, dcgan_init, maybe_sn,
-                                   minibatch_stddev)
+from gan_jax.models.layers import (Conv4x4s2, FullConv, UpConv4x4s2, bn_scale_init, dcgan_init,
+                                   maybe_sn, minibatch_stddev)
 
 
 class Generator(nn.Module):
@@ -88,7 +88,10 @@ class Discriminator(nn.Module):
     features = trunk(x, self.ndf, train, self.spectral_norm, self.bn_axis_name, self.dtype,
                      self.matmul_dtype)
     x = minibatch_stddev(features) if self.minibatch_std else features
-    x = d_conv(1, 7, 1, 0, self.spectral_norm, train, self.dtype, 'Conv_2')(x)
+    if self.spectral_norm:
+      x = d_conv(1, 7, 1, 0, self.spectral_norm, train, self.dtype, 'Conv_2')(x)
+    else:  # the same 7x7 VALID conv on the 7x7 map, as a matmul
+      x = FullConv(1, dtype=self.dtype, name='Conv_2')(x)
     logits = x.reshape(x.shape[0]).astype(jnp.float32)
     if return_features:
       return logits, features.reshape(features.shape[0], -1).astype(jnp.float32)
