@@ -4,7 +4,8 @@ XLA:CPU allocates each execution's temporary buffers afresh. Under glibc's mallo
 above its mmap threshold (32 MiB at most) is a fresh ``mmap`` every step, so every step pays
 page faults and zeroing for tens of MB of temporaries: a dot feeding an overlap-add (the D
 conv's input gradient, batch 64) took 16 ms under glibc and 3.9 ms under tcmalloc, and the
-DCGAN train step runs 13-24 % faster (benchmarks/README.md). tcmalloc keeps freed spans for
+MNIST DCGAN step ran at 9.02 against 6.37 steps/s (+13 % in an alternating A/B of an earlier
+form of the step; benchmarks/README.md). tcmalloc keeps freed spans for
 reuse. Interposing malloc must happen when the process starts, so the programs re-execute
 themselves once with ``LD_PRELOAD`` set; this module imports nothing heavy, so ``launch.py``
 calls it before importing JAX.

@@ -126,9 +126,9 @@ def upconv4x4s2_taps(x, kernel, matmul_dtype: str = 'float32'):
 
   ``t = x @ W`` (``[B*H*W, Cin] @ [Cin, 16*Cout]``) takes every input pixel to every kernel tap;
   each output phase then sums four shifted tap planes. Forward, input gradient and weight
-  gradient are each one large matmul with exactly the transposed conv's FLOPs. On XLA:CPU the
-  overlap-add of a ``16 Cout``-channel tensor is slow, and so is XLA's own transpose of it,
-  hence ``upconv4x4s2`` below (window forward, ``tap_cotangent`` backward).
+  gradient are each one large matmul with exactly the transposed conv's FLOPs. XLA's own
+  transpose of the overlap-add is slow on XLA:CPU, hence ``upconv4x4s2`` below (this forward
+  with bf16 matmuls, else the window form; ``tap_cotangent`` backward).
   """
   b, h, w, cin = x.shape
   cout = kernel.shape[-1]
@@ -182,18 +182,12 @@ def upconv4x4s2_windows(x, kernel):
 
 def tap_cotangent(g):
   """``g [B, 2H, 2W, C] -> [B, H, W, 4, 4, C]``: the adjoint of the tap form's overlap-add,
-  ``t_bar[b, i, j, kh, kw] = g[b, 2i - 1 + kh, 2j - 1 + kw]`` (zero outside ``g``).
-
-  Written as a gather: pad ``g`` (1 before, 3 after), view it as 2x2 blocks, and take two
-  block-shifted slices per axis (tap ``k = 2 s + q`` is block row ``i + s``, phase ``q``). XLA's
-  own transpose of the overlap-add sums 16 padded planes, ~8x slower on XLA:CPU.
+  ``t_bar[b, i, j, kh, kw] = g[b, 2i - 1 + kh, 2j - 1 + kw]`` (zero outside ``g``), i.e. the
+  im2col patches of a 4x4 stride-2 padding-1 conv of ``g`` (``conv4x4s2_patches``). XLA's own
+  transpose of the overlap-add sums 16 padded planes, ~8x slower on XLA:CPU.
   """
   b, hh, ww, c = g.shape
-  h, w = hh // 2, ww // 2
-  gp = jnp.pad(g, ((0, 0), (1, 3), (1, 3), (0, 0))).reshape(b, h + 2, 2, w + 2, 2, c)
-  rows = jnp.stack([gp[:, s:s + h] for s in range(2)], axis=2)           # [b,h,s,q,w+2,r,c]
-  blocks = jnp.stack([rows[:, :, :, :, u:u + w] for u in range(2)], axis=5)  # [b,h,s,q,w,u,r,c]
-  return blocks.transpose(0, 1, 4, 2, 3, 5, 6, 7).reshape(b, h, w, 4, 4, c)
+  return conv4x4s2_patches(g).reshape(b, hh // 2, ww // 2, 4, 4, c)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
@@ -220,12 +214,16 @@ def _upconv_fwd(x, kernel, matmul_dtype):
   return _upconv_forward(x, kernel, matmul_dtype), (x, kernel)
 
 
+def _operand_cast(matmul_dtype, like):
+  """The cast of the custom VJPs' matmul operands: ``to_bf16`` for 'bfloat16', else to ``like``."""
+  return to_bf16 if matmul_dtype == 'bfloat16' else (lambda t: t.astype(like))
+
+
 def _upconv_bwd(matmul_dtype, res, g):
   x, kernel = res
   b, h, w, cin = x.shape
   cout = kernel.shape[-1]
-  op = jnp.bfloat16 if matmul_dtype == 'bfloat16' else x.dtype
-  cast = to_bf16 if op == jnp.bfloat16 else (lambda t: t.astype(op))
+  cast = _operand_cast(matmul_dtype, x.dtype)
   t_bar = tap_cotangent(cast(g)).reshape(b * h * w, 16 * cout)
   # dx = t_bar W^T as an "NT" dot_general against W [Cin, 16 Cout], and x^T written out
   # (physical_transpose): the fast layouts of XLA:CPU's bf16 dot (backward 48 -> 26 ms at
@@ -257,8 +255,8 @@ UPCONV_IMPLS = ('custom', 'lax')
 
 def conv4x4s2_patches(x):
   """``x [B, 2H, 2W, C] -> [B*H*W, 16 C]``: the patches of a 4x4, stride 2, padding 1 conv
-  (im2col), ordered (kh, kw, C): 16 strided slices of the padded input, concatenated. The same
-  array as ``tap_cotangent(x)``, ~20 % faster on XLA:CPU."""
+  (im2col), ordered (kh, kw, C): 16 strided slices of the padded input, concatenated (~20 %
+  faster on XLA:CPU than a block-view gather). ``tap_cotangent`` is the same array."""
   b, hh, ww, c = x.shape
   h, w = hh // 2, ww // 2
   xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
@@ -278,14 +276,10 @@ def conv4x4s2(x, kernel, matmul_dtype: str = 'float32'):
   return _conv_fwd(x, kernel, matmul_dtype)[0]
 
 
-def _conv_cast(matmul_dtype, like):
-  return to_bf16 if matmul_dtype == 'bfloat16' else (lambda t: t.astype(like))
-
-
 def _conv_fwd(x, kernel, matmul_dtype):
   b, hh, ww, cin = x.shape
   cout = kernel.shape[-1]
-  cast = _conv_cast(matmul_dtype, x.dtype)
+  cast = _operand_cast(matmul_dtype, x.dtype)
   p = conv4x4s2_patches(cast(x))
   y = jnp.dot(p, cast(kernel).reshape(16 * cin, cout), preferred_element_type=jnp.float32)
   return y.astype(x.dtype).reshape(b, hh // 2, ww // 2, cout), (p, kernel, jnp.zeros((0,), x.dtype))
@@ -295,7 +289,7 @@ def _conv_bwd(matmul_dtype, res, g):
   p, kernel, x_like = res
   b, h, w, cout = g.shape
   cin = kernel.shape[2]
-  cast = _conv_cast(matmul_dtype, x_like.dtype)
+  cast = _operand_cast(matmul_dtype, x_like.dtype)
   g2 = cast(g).reshape(b * h * w, cout)
   dw_t = jnp.dot(physical_transpose(g2), p, preferred_element_type=jnp.float32)  # [Cout, 16 Cin]
   # The barrier keeps XLA from folding the transpose below into the dot as (P^T g), a layout
@@ -347,11 +341,11 @@ class UpConv4x4s2(nn.Module):
 
   Why not ``nn.ConvTranspose``: XLA:CPU lowers it to a convolution with lhs dilation, whose
   weight gradient is ~20x slower than it should be (shared/docs/PERF_NOTES.md). Here the
-  gradients always come from the tap form (``upconv4x4s2_taps``: three large matmuls); the
-  forward is the window form (``upconv4x4s2_windows``) from ``WINDOW_FORWARD_MIN_FEATURES``
-  output channels and the tap form below that. ``matmul_dtype='bfloat16'`` puts the backward
-  matmuls (and the tap form's forward matmul) on bf16 operands with float32 accumulation.
-  ``benchmarks/README.md`` has the measurements behind each choice.
+  gradients always come from the tap form (``upconv4x4s2_taps``: three large matmuls). The
+  forward is the tap form below ``WINDOW_FORWARD_MIN_FEATURES`` output channels or with
+  ``matmul_dtype='bfloat16'`` (then all three matmuls take bf16 operands with float32
+  accumulation), else the window form (``upconv4x4s2_windows``). ``impl='lax'`` is XLA's own
+  transposed conv instead. ``benchmarks/README.md`` has the measurements behind each choice.
   """
   features: int
   use_bias: bool = False
