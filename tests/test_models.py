@@ -139,6 +139,24 @@ def test_conv4x4s2_patches_and_overlap_add_are_im2col_and_its_adjoint():
 
 
 @pytest.mark.parametrize('jit', [False, True])
+def test_conv4x4s2_patches_of_bf16_move_the_bits(jit):
+  """bf16 patches (gathered as uint16 bits) are bit for bit the float32 patches of the same
+  values, rounded: -0.0, NaN and Inf pass unchanged and the padding is +0.0."""
+  rs = np.random.RandomState(10)
+  x = jnp.asarray(rs.normal(size=(2, 6, 8, 3)), jnp.float32)
+  x = x.at[0, 0, 0, 0].set(-0.0).at[1, 2, 3, 1].set(jnp.nan).at[0, 5, 7, 2].set(-jnp.inf)
+  x16 = x.astype(jnp.bfloat16)
+  f = jax.jit(layers.conv4x4s2_patches) if jit else layers.conv4x4s2_patches
+  p16 = f(x16)
+  assert p16.dtype == jnp.bfloat16 and p16.shape == (2 * 3 * 4, 48)
+  bits = lambda a: np.asarray(jax.lax.bitcast_convert_type(a, jnp.uint16))
+  np.testing.assert_array_equal(bits(p16), bits(layers.conv4x4s2_patches(
+      x16.astype(jnp.float32)).astype(jnp.bfloat16)))
+  assert np.isnan(np.asarray(p16, np.float32)).sum() == np.isnan(np.asarray(
+      layers.conv4x4s2_patches(x), np.float32)).sum() > 0
+
+
+@pytest.mark.parametrize('jit', [False, True])
 def test_conv4x4s2_is_nn_conv_with_its_gradients(jit):
   """float32: the function and both gradients of XLA's conv (its autodiff) to rounding."""
   rs = np.random.RandomState(6)

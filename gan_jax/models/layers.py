@@ -256,12 +256,19 @@ UPCONV_IMPLS = ('custom', 'lax')
 def conv4x4s2_patches(x):
   """``x [B, 2H, 2W, C] -> [B*H*W, 16 C]``: the patches of a 4x4, stride 2, padding 1 conv
   (im2col), ordered (kh, kw, C): 16 strided slices of the padded input, concatenated (~20 %
-  faster on XLA:CPU than a block-view gather). ``tap_cotangent`` is the same array."""
+  faster on XLA:CPU than a block-view gather). ``tap_cotangent`` is the same array.
+
+  bf16 ``x`` is moved as its uint16 bits: XLA:CPU has no bf16 concatenate and would otherwise
+  widen every slice to float32, concatenate in float32 and round back (3x the bytes; at
+  ``[64, 14, 14, 128]`` 4.3 ms instead of ~10 in the DCGAN step)."""
   b, hh, ww, c = x.shape
   h, w = hh // 2, ww // 2
-  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-  cols = [xp[:, kh:kh + 2 * h:2, kw:kw + 2 * w:2, :] for kh in range(4) for kw in range(4)]
-  return jnp.concatenate(cols, axis=-1).reshape(b * h * w, 16 * c)
+  bits = x.dtype == jnp.bfloat16
+  u = jax.lax.bitcast_convert_type(x, jnp.uint16) if bits else x
+  up = jnp.pad(u, ((0, 0), (1, 1), (1, 1), (0, 0)))  # bits 0 are +0.0 in bf16
+  cols = [up[:, kh:kh + 2 * h:2, kw:kw + 2 * w:2, :] for kh in range(4) for kw in range(4)]
+  p = jnp.concatenate(cols, axis=-1).reshape(b * h * w, 16 * c)
+  return jax.lax.bitcast_convert_type(p, jnp.bfloat16) if bits else p
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
