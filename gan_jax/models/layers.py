@@ -137,17 +137,28 @@ def upconv4x4s2_taps(x, kernel, matmul_dtype: str = 'float32'):
   return overlap_add(t.astype(x.dtype).reshape(b, h, w, 4, 4, cout))
 
 
+def shift2d(p, dh: int, dw: int):
+  """``p [B, H, W, C] -> q`` with ``q[:, m, n] = p[:, m + dh, n + dw]`` (zero outside ``p``),
+  ``dh, dw`` in {-1, 0, 1}: a slice and a pad of one plane, which XLA fuses into the consumer."""
+  _, h, w, _ = p.shape
+  p = p[:, max(dh, 0):h + min(dh, 0), max(dw, 0):w + min(dw, 0), :]
+  return jnp.pad(p, ((0, 0), (max(-dh, 0), max(dh, 0)), (max(-dw, 0), max(dw, 0)), (0, 0)))
+
+
 def overlap_add(t):
   """``t [B, H, W, 4, 4, C] -> [B, 2H, 2W, C]``: ``y[2i - 1 + kh, 2j - 1 + kw] += t[b, i, j, kh,
   kw]`` (taps falling outside are dropped), summed per output phase from four shifted tap
-  planes. The col2im of a 4x4 stride-2 padding-1 conv, and the tap form's last step."""
+  planes. The col2im of a 4x4 stride-2 padding-1 conv, and the tap form's last step.
+
+  Each tap plane is shifted on its own (``shift2d``) rather than slicing one zero-padded copy
+  of ``t``: XLA:CPU materialised that padded copy (1.65x the bytes of ``t``), and the whole
+  col2im ran 3.4 ms instead of 0.75 at ``[64, 7, 7, 4, 4, 128]`` (bit-identical results)."""
   b, h, w, _, _, c = t.shape
-  t = jnp.pad(t, ((0, 0), (1, 1), (1, 1), (0, 0), (0, 0), (0, 0)))
   rows = []
   for ra, ka in _TAPS:
     cols = []
     for rc, kc in _TAPS:
-      cols.append(sum(t[:, ra + i:ra + i + h, rc + j:rc + j + w, ka[i], kc[j]]
+      cols.append(sum(shift2d(t[:, :, :, ka[i], kc[j], :], ra + i - 1, rc + j - 1)
                       for i in range(2) for j in range(2)))
     rows.append(jnp.stack(cols, axis=3))  # [B, H, W, 2 (col phase), C]
   return jnp.stack(rows, axis=2).reshape(b, 2 * h, 2 * w, c)  # interleave the phases
