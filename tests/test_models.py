@@ -173,6 +173,23 @@ def test_conv4x4s2_is_nn_conv_with_its_gradients(jit):
   np.testing.assert_allclose(dk1, dk2, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize('cin', [1, 3])
+def test_conv4x4s2_few_channels_is_nn_conv_with_its_gradients(cin):
+  """D's first conv (XLA forward and input gradient, im2col weight gradient): XLA's conv and
+  both of its autodiff gradients, under jit."""
+  rs = np.random.RandomState(11)
+  x = jnp.asarray(rs.normal(size=(3, 8, 10, cin)), jnp.float32)
+  k = jnp.asarray(rs.normal(size=(4, 4, cin, 6)), jnp.float32)
+  loss = lambda f: (lambda x, k: jnp.sum(jnp.sin(f(x, k))))
+  (v1, (dx1, dk1)) = jax.jit(jax.value_and_grad(loss(layers.conv4x4s2_few_channels),
+                                                argnums=(0, 1)))(x, k)
+  (v2, (dx2, dk2)) = jax.jit(jax.value_and_grad(loss(_conv_ref), argnums=(0, 1)))(x, k)
+  assert float(v1) == pytest.approx(float(v2), rel=1e-5)
+  np.testing.assert_allclose(dx1, dx2, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(dk1, dk2, rtol=1e-5, atol=1e-5)
+  assert float(jnp.max(jnp.abs(dk1))) > 0.1
+
+
 def test_conv4x4s2_bf16_is_the_conv_of_bf16_rounded_operands():
   """bfloat16 matmuls: the forward and both gradients are the float64 conv of the bf16-rounded
   x, kernel and cotangent (bf16 products are exact in float32; only sums round)."""
