@@ -5,14 +5,19 @@
 The classic 28x28 DCGAN (same nets as shared/bench/peer_dcgan_torch.py --arch dcgan): Adam 2e-4,
 beta1 0.5, batch 64, non-saturating loss, EMA of G. The convolutions' matmuls take bf16 operands
 with float32 accumulation (``model.matmul_dtype``; params, optimizer and all else float32).
+G runs forward once per step and the G update reuses it (``share_g_forward``), as the peer does.
 
-Measured (README, "Results"), 3 seeds, N = 10 000, 3000 steps:
-- bf16 matmul operands (this default), one NVIDIA H100, commit 20b7396: FD 155.5 ± 2.3, score
+Measured, N = 10 000 samples per seed, 3000 steps:
+- this default (bf16 operands, shared G forward), 4 seeds on the 2-core CPU, commit 5fe4de3: FD
+  158.0 ± 4.1, score 6.44 ± 0.02, KID 30.6 ± 0.7, precision 0.598 ± 0.022, recall 0.746 ±
+  0.023, density 0.444 ± 0.025, coverage 0.331 ± 0.010, 10/10 classes; the same seeds with
+  two G forwards: FD 157.5 ± 1.5, recall 0.733 ± 0.032 (benchmarks/README.md);
+- bf16 matmul operands, two G forwards, 3 seeds on one NVIDIA H100, commit 20b7396: FD 155.5 ± 2.3, score
   6.41 ± 0.07, KID 30.0 ± 0.3, precision 0.592 ± 0.001, recall 0.744 ± 0.007, density
   0.435 ± 0.001, coverage 0.331 ± 0.009, 10/10 classes;
 - float32 matmuls, the same GPU and commit: FD 155.1 ± 0.4, score 6.44 ± 0.08, KID 29.9 ± 0.5,
   precision 0.596 ± 0.016, recall 0.740 ± 0.018, density 0.436 ± 0.012, coverage 0.329 ± 0.009;
-  every metric within seed variance of the bf16 runs (benchmarks/README.md).
+  every metric within seed variance of the bf16 runs (README, "Results").
 Float32 on one NVIDIA H200 (commit 60941da): FD 156.7 ± 4.1. On the 2-core CPU dev machine
 (AVX-512 host) float32 seed 0 took 11 min 34 s and gave FD 159.4. The final EMA grid shows
 readable digits of all ten classes with some malformed strokes: docs/images/mnist_dcgan_final.png.
@@ -33,6 +38,11 @@ def get_config(variant: str = ''):
   # bf16 operands, float32 accumulation, in the convs' matmuls: the DCGAN step +37 % on the
   # 2-core AVX512-BF16 CPU (benchmarks/README.md); quality within seed variance of float32.
   c.model.matmul_dtype = 'bfloat16'
+  # One G forward per step, its pullback reused by the G update (the peer's algorithm: the G
+  # update sees the D update's fakes): the step 17 % fewer FLOPs, +20 % steps/s on the 2-core
+  # CPU. 4 seeds x 3000 steps on that CPU, against two G forwards: every metric within seed
+  # variance (Welch p >= 0.36; benchmarks/README.md).
+  c.share_g_forward = True
   c.num_steps = 3000
   c.eval_every = 500
   c.checkpoint_every = 500

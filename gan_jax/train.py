@@ -77,7 +77,8 @@ def validate_config(config: ml_collections.ConfigDict):
         f'minimax and ns, not config.loss={config.loss!r}')
   check(not config.get('share_g_forward', False) or config.n_critic == 1,
         f'config.share_g_forward=True needs config.n_critic=1 (got {config.n_critic}): with '
-        'several D steps there is no single fake batch to share')
+        'several D steps there is no single fake batch to share; add '
+        '--config.share_g_forward=False')
   check(config.instance_noise >= 0,
         f'config.instance_noise={config.instance_noise!r} must be >= 0 (0 = off)')
   check(config.optim.get('schedule', 'constant') in SCHEDULES,

@@ -104,6 +104,9 @@ CASES = [
     ('unknown_toy_dataset', [TOY, '--config.data.name=spiral'], "spiral"),
     ('unknown_source', [TOY, '--config.data.source=web'], "config.data.source='web'"),
     ('n_critic_zero', [TOY, '--config.n_critic=0'], 'config.n_critic=0'),
+    ('n_critic_with_shared_forward', [MNIST, '--config.n_critic=2'],
+     'config.share_g_forward=True needs config.n_critic=1 (got 2): with several D steps there '
+     'is no single fake batch to share; add --config.share_g_forward=False'),
     ('ema_one', [TOY, '--config.ema_decay=1.0'], 'config.ema_decay=1.0 must lie in [0, 1)'),
     ('ema_negative', [TOY, '--config.ema_decay=-0.1'], 'config.ema_decay=-0.1'),
     ('adam_beta', [TOY, '--config.optim.b1=1.5'], 'config.optim.b1=1.5 must lie in [0, 1)'),
