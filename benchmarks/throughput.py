@@ -45,6 +45,7 @@ from gan_jax import train  # noqa: E402
 
 PEER = os.path.join(os.path.dirname(REPO), 'shared', 'bench', 'peer_dcgan_torch.py')
 PEER_WARMUP = 20
+OURS_WARMUP = 2  # untimed steps of ours before each timed repeat
 # MNIST's IDX folder: $GAN_JAX_DATA_DIR_MNIST, else $GAN_JAX_DATA_DIR/mnist, else the shared one.
 DATA_DIR = os.environ.get('GAN_JAX_DATA_DIR_MNIST') or os.path.join(
     os.environ.get('GAN_JAX_DATA_DIR', os.path.join(os.path.dirname(REPO), 'shared', 'datasets')),
@@ -144,10 +145,6 @@ def flops_on_cpu(mlp, sizes, data_dir, overrides):
     return {}
   line = [l for l in r.stdout.splitlines() if l.startswith('FLOPS ')][-1]
   return {int(k): v for k, v in json.loads(line[6:]).items()}
-
-
-# Untimed steps of ours before each timed repeat (the peer leaves out PEER_WARMUP of its own).
-OURS_WARMUP = 2
 
 
 def peer_steps_per_s(arch, batch_size, n, threads):

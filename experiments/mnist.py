@@ -12,8 +12,8 @@ Measured, N = 10 000 samples per seed, 3000 steps:
   158.0 ± 4.1, score 6.44 ± 0.02, KID 30.6 ± 0.7, precision 0.598 ± 0.022, recall 0.746 ±
   0.023, density 0.444 ± 0.025, coverage 0.331 ± 0.010, 10/10 classes; the same seeds with
   two G forwards: FD 157.5 ± 1.5, recall 0.733 ± 0.032 (benchmarks/README.md);
-- bf16 matmul operands, two G forwards, 3 seeds on one NVIDIA H100, commit 20b7396: FD 155.5 ± 2.3, score
-  6.41 ± 0.07, KID 30.0 ± 0.3, precision 0.592 ± 0.001, recall 0.744 ± 0.007, density
+- bf16 matmul operands, two G forwards, 3 seeds on one NVIDIA H100, commit 20b7396: FD
+  155.5 ± 2.3, score 6.41 ± 0.07, KID 30.0 ± 0.3, precision 0.592 ± 0.001, recall 0.744 ± 0.007, density
   0.435 ± 0.001, coverage 0.331 ± 0.009, 10/10 classes;
 - float32 matmuls, the same GPU and commit: FD 155.1 ± 0.4, score 6.44 ± 0.08, KID 29.9 ± 0.5,
   precision 0.596 ± 0.016, recall 0.740 ± 0.018, density 0.436 ± 0.012, coverage 0.329 ± 0.009;
