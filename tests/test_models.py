@@ -38,13 +38,16 @@ def test_upconv_is_pytorch_conv_transpose(shape, cout, impl):
                              atol=1e-5)
 
 
-@pytest.mark.parametrize('cout,impl', [(2, 'custom'), (16, 'custom'), (16, 'lax')])
-def test_upconv_matches_lax_conv_transpose_gradients(cout, impl):
-  """Gradients too: against XLA's own transposed conv (the slow path we replace on CPU). At
-  cout 16 'custom' takes them from the custom VJP (``tap_cotangent`` and two matmuls); 'lax'
-  is ``upconv4x4s2_lax``, the option for backends whose transposed conv is fast."""
+@pytest.mark.parametrize('cout,cin,impl', [(2, 3, 'custom'), (16, 3, 'custom'), (1, 32, 'custom'),
+                                            (16, 3, 'lax')])
+def test_upconv_matches_lax_conv_transpose_gradients(cout, cin, impl):
+  """Gradients too: against XLA's own transposed conv (the slow path we replace on CPU). 'custom'
+  takes them from the custom VJP (``tap_cotangent`` and two matmuls; at cout 16 after the window
+  forward, at cout 2 after the tap forward; at cout 1 from 32 channels the weight gradient is
+  ``t_bar^T x``, G's last layer); 'lax' is ``upconv4x4s2_lax``, the option for backends whose
+  transposed conv is fast."""
   assert (cout >= layers.WINDOW_FORWARD_MIN_FEATURES) == (cout == 16)
-  x = jax.random.normal(jax.random.key(1), (2, 4, 5, 3))
+  x = jax.random.normal(jax.random.key(1), (2, 4, 5, cin))
   m = layers.UpConv4x4s2(cout, impl=impl)
   params = m.init(jax.random.key(0), x)
 
@@ -86,14 +89,16 @@ def test_upconv_forms_are_one_function_with_one_gradient(dtype):
       np.testing.assert_allclose(np.asarray(a, np.float32), np.asarray(b, np.float32), **tol)
 
 
-def test_upconv_bf16_matmuls_give_bf16_rounded_float32_outputs_and_gradients():
+@pytest.mark.parametrize('cout', [16, 1])
+def test_upconv_bf16_matmuls_give_bf16_rounded_float32_outputs_and_gradients(cout):
   """matmul_dtype='bfloat16': the forward (the tap form's bf16 matmul) is the exact transposed
   conv of the bf16-rounded operands up to float32 sums; it and both gradients are float32 and
-  equal the float32 ones to bf16 rounding, not exactly."""
+  equal the float32 ones to bf16 rounding, not exactly (cout 1: the ``t_bar^T x`` weight
+  gradient)."""
   rs = np.random.RandomState(5)
   x = jnp.asarray(rs.normal(size=(2, 3, 4, 32)), jnp.float32)
-  k = jnp.asarray(rs.normal(size=(4, 4, 32, 16)), jnp.float32)
-  g = jnp.asarray(rs.normal(size=(2, 6, 8, 16)), jnp.float32)
+  k = jnp.asarray(rs.normal(size=(4, 4, 32, cout)), jnp.float32)
+  g = jnp.asarray(rs.normal(size=(2, 6, 8, cout)), jnp.float32)
   y32, pull32 = jax.vjp(layers.upconv4x4s2, x, k)
   y16, pull16 = jax.vjp(lambda x, k: layers.upconv4x4s2(x, k, 'bfloat16'), x, k)
   r = lambda t: np.asarray(jnp.asarray(t, jnp.bfloat16).astype(jnp.float32), np.float64)
@@ -123,6 +128,21 @@ def test_tap_cotangent_is_the_adjoint_of_the_overlap_add():
 def _conv_ref(x, k):
   return jax.lax.conv_general_dilated(x, k, (2, 2), ((1, 1), (1, 1)),
                                       dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+
+@pytest.mark.parametrize('c', [1, 3])
+@pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
+def test_conv4x4s2_patches_t_is_the_transposed_patches(c, dtype):
+  """Built in the transposed layout, bit for bit the transpose of the im2col patches (bf16
+  moved as bits: -0, NaN and Inf too)."""
+  x = np.random.RandomState(6).normal(size=(2, 6, 8, c)).astype(np.float32)
+  x[0, 1, 2, 0], x[1, 3, 4, 0], x[0, 5, 7, c - 1] = -0.0, np.nan, np.inf
+  x = jnp.asarray(x, dtype)
+  pt = layers.conv4x4s2_patches_t(x)
+  assert pt.shape == (16 * c, 2 * 3 * 4) and pt.dtype == dtype
+  bits = lambda a: np.asarray(jax.lax.bitcast_convert_type(a, jnp.uint16 if dtype == jnp.bfloat16
+                                                            else jnp.uint32))
+  np.testing.assert_array_equal(bits(pt), bits(layers.conv4x4s2_patches(x)).T)
 
 
 def test_conv4x4s2_patches_and_overlap_add_are_im2col_and_its_adjoint():

@@ -215,8 +215,9 @@ def upconv4x4s2(x, kernel, matmul_dtype: str = 'float32'):
 
 def _upconv_forward(x, kernel, matmul_dtype):
   # bf16: the tap form's one bf16 matmul + overlap-add (12.7 ms against 21.9 for the float32
-  # window conv at 7x7x256 -> 14x14x128, batch 64, under tcmalloc; DCGAN step +10 %).
-  if matmul_dtype == 'bfloat16':
+  # window conv at 7x7x256 -> 14x14x128, batch 64, under tcmalloc; DCGAN step +10 %). Few
+  # output channels: the tap form too (7x faster than the window conv at 14x14x128 -> 28x28x1).
+  if matmul_dtype == 'bfloat16' or kernel.shape[-1] < WINDOW_FORWARD_MIN_FEATURES:
     return upconv4x4s2_taps(x, kernel, matmul_dtype)
   return upconv4x4s2_windows(x, kernel)
 
@@ -242,9 +243,16 @@ def _upconv_bwd(matmul_dtype, res, g):
   w_flat = cast(kernel).transpose(2, 0, 1, 3).reshape(cin, 16 * cout)
   dx = jax.lax.dot_general(t_bar, w_flat, (((1,), (1,)), ((), ())),
                            preferred_element_type=jnp.float32)
-  x_t = physical_transpose(cast(x).reshape(b * h * w, cin))
   dx = dx.astype(x.dtype).reshape(x.shape)
-  dw = jnp.dot(x_t, t_bar, preferred_element_type=jnp.float32)
+  x2 = cast(x).reshape(b * h * w, cin)
+  if 16 * cout < cin:
+    # dW^T = t_bar^T x, with t_bar^T built in its transposed layout (conv4x4s2_patches_t):
+    # no transpose of the wider x (G's last layer, 14x14x128 -> 28x28x1: XLA:CPU took 10.8 ms
+    # to write out x^T at batch 256).
+    dw_t = jnp.dot(conv4x4s2_patches_t(cast(g)), x2, preferred_element_type=jnp.float32)
+    dw = jax.lax.optimization_barrier(dw_t).T  # [Cin, 16 Cout]
+  else:
+    dw = jnp.dot(physical_transpose(x2), t_bar, preferred_element_type=jnp.float32)
   return dx, dw.reshape(cin, 4, 4, cout).transpose(1, 2, 0, 3).astype(kernel.dtype)
 
 
@@ -279,6 +287,21 @@ def conv4x4s2_patches(x):
   up = jnp.pad(u, ((0, 0), (1, 1), (1, 1), (0, 0)))  # bits 0 are +0.0 in bf16
   cols = [up[:, kh:kh + 2 * h:2, kw:kw + 2 * w:2, :] for kh in range(4) for kw in range(4)]
   p = jnp.concatenate(cols, axis=-1).reshape(b * h * w, 16 * c)
+  return jax.lax.bitcast_convert_type(p, jnp.bfloat16) if bits else p
+
+
+def conv4x4s2_patches_t(x):
+  """``x [B, 2H, 2W, C] -> [16 C, B*H*W]``: ``conv4x4s2_patches(x).T``, built in that layout
+  (channels to the front first, then 16 strided slices stacked on the leading axis), so no
+  transpose of the patches is written out. Cheap where ``C`` is small (G's last layer: 1)."""
+  b, hh, ww, c = x.shape
+  h, w = hh // 2, ww // 2
+  bits = x.dtype == jnp.bfloat16
+  u = jax.lax.bitcast_convert_type(x, jnp.uint16) if bits else x
+  u = u.reshape(b, hh, ww) if c == 1 else u.transpose(3, 0, 1, 2)
+  up = jnp.pad(u.reshape(c, b, hh, ww), ((0, 0), (0, 0), (1, 1), (1, 1)))
+  rows = [up[:, :, kh:kh + 2 * h:2, kw:kw + 2 * w:2] for kh in range(4) for kw in range(4)]
+  p = jnp.stack(rows).reshape(16 * c, b * h * w)
   return jax.lax.bitcast_convert_type(p, jnp.bfloat16) if bits else p
 
 
@@ -417,10 +440,8 @@ class UpConv4x4s2(nn.Module):
       raise ValueError(f'impl={self.impl!r}; valid: {", ".join(UPCONV_IMPLS)}')
     if self.impl == 'lax':
       y = upconv4x4s2_lax(x, kernel)
-    elif self.features >= WINDOW_FORWARD_MIN_FEATURES:
-      y = upconv4x4s2(x, kernel, self.matmul_dtype)
     else:
-      y = upconv4x4s2_taps(x, kernel, self.matmul_dtype)
+      y = upconv4x4s2(x, kernel, self.matmul_dtype)
     if self.use_bias:
       y = y + self.param('bias', nn.initializers.zeros, (self.features,), jnp.float32).astype(
           y.dtype)
