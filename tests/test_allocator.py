@@ -17,6 +17,14 @@ def test_preload_env_prepends_the_library_and_marks_the_child():
   assert allocator.preload_env({}, find=FOUND)['LD_PRELOAD'] == 'libtcmalloc_minimal.so.4'
 
 
+def test_preload_env_keeps_freed_pages_unless_the_user_chose_a_release_rate():
+  """tcmalloc's default release rate returns freed pages to the kernel and the next step
+  faults them in again; the child gets rate 0, or the rate already in the environment."""
+  assert allocator.preload_env({}, find=FOUND)['TCMALLOC_RELEASE_RATE'] == '0'
+  env = allocator.preload_env({'TCMALLOC_RELEASE_RATE': '3'}, find=FOUND)
+  assert env['TCMALLOC_RELEASE_RATE'] == '3'
+
+
 def test_preload_env_leaves_alone_when_off_done_preloaded_or_missing():
   assert allocator.preload_env({allocator.ENV: '0'}, find=FOUND) is None
   assert allocator.preload_env({allocator.MARKER: '1'}, find=FOUND) is None

@@ -244,6 +244,7 @@ def _upconv_bwd(matmul_dtype, res, g):
   dx = jax.lax.dot_general(t_bar, w_flat, (((1,), (1,)), ((), ())),
                            preferred_element_type=jnp.float32)
   dx = dx.astype(x.dtype).reshape(x.shape)
+  dx, x = jax.lax.optimization_barrier((dx, x))  # the two products one after the other
   x2 = cast(x).reshape(b * h * w, cin)
   if 16 * cout < cin:
     # dW^T = t_bar^T x, with t_bar^T built in its transposed layout (conv4x4s2_patches_t):
