@@ -425,7 +425,8 @@ class UpConv4x4s2(nn.Module):
 
   Why not ``nn.ConvTranspose``: XLA:CPU lowers it to a convolution with lhs dilation, whose
   weight gradient is ~20x slower than it should be (shared/docs/PERF_NOTES.md). Here the
-  gradients always come from the tap form (``upconv4x4s2_taps``: three large matmuls). The
+  gradients always come from the tap form (``upconv4x4s2``'s custom VJP: ``tap_cotangent`` and
+  two large matmuls). The
   forward is the tap form below ``WINDOW_FORWARD_MIN_FEATURES`` output channels or with
   ``matmul_dtype='bfloat16'`` (then all three matmuls take bf16 operands with float32
   accumulation), else the window form (``upconv4x4s2_windows``). ``impl='lax'`` is XLA's own
