@@ -128,7 +128,7 @@ def upconv4x4s2_taps(x, kernel, matmul_dtype: str = 'float32'):
   each output phase then sums four shifted tap planes. Forward, input gradient and weight
   gradient are each one large matmul with exactly the transposed conv's FLOPs. XLA's own
   transpose of the overlap-add is slow on XLA:CPU, hence ``upconv4x4s2`` below (this forward
-  with bf16 matmuls, else the window form; ``tap_cotangent`` backward).
+  with bf16 matmuls or few output channels, else the window form; ``tap_cotangent`` backward).
   """
   b, h, w, cin = x.shape
   cout = kernel.shape[-1]
@@ -244,7 +244,6 @@ def _upconv_bwd(matmul_dtype, res, g):
   dx = jax.lax.dot_general(t_bar, w_flat, (((1,), (1,)), ((), ())),
                            preferred_element_type=jnp.float32)
   dx = dx.astype(x.dtype).reshape(x.shape)
-  dx, x = jax.lax.optimization_barrier((dx, x))  # the two products one after the other
   x2 = cast(x).reshape(b * h * w, cin)
   if 16 * cout < cin:
     # dW^T = t_bar^T x, with t_bar^T built in its transposed layout (conv4x4s2_patches_t):
@@ -306,8 +305,7 @@ def conv4x4s2_patches_t(x):
   h, w = hh // 2, ww // 2
   bits = x.dtype == jnp.bfloat16
   u = jax.lax.bitcast_convert_type(x, jnp.uint16) if bits else x
-  u = u.reshape(b, hh, ww) if c == 1 else u.transpose(3, 0, 1, 2)
-  up = jnp.pad(u.reshape(c, b, hh, ww), ((0, 0), (0, 0), (1, 1), (1, 1)))
+  up = jnp.pad(u.transpose(3, 0, 1, 2), ((0, 0), (0, 0), (1, 1), (1, 1)))  # [C, B, 2H+2, 2W+2]
   rows = [up[:, :, kh:kh + 2 * h:2, kw:kw + 2 * w:2] for kh in range(4) for kw in range(4)]
   p = jnp.stack(rows).reshape(16 * c, b * h * w)
   return jax.lax.bitcast_convert_type(p, jnp.bfloat16) if bits else p
