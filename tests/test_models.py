@@ -195,7 +195,7 @@ def test_conv4x4s2_is_nn_conv_with_its_gradients(jit):
 
 @pytest.mark.parametrize('cin', [1, 3])
 def test_conv4x4s2_few_channels_is_nn_conv_with_its_gradients(cin):
-  """D's first conv (XLA forward and input gradient, im2col weight gradient): XLA's conv and
+  """D's first conv (im2col forward and weight gradient, XLA's input gradient): XLA's conv and
   both of its autodiff gradients, under jit."""
   rs = np.random.RandomState(11)
   x = jnp.asarray(rs.normal(size=(3, 8, 10, cin)), jnp.float32)
@@ -205,8 +205,10 @@ def test_conv4x4s2_few_channels_is_nn_conv_with_its_gradients(cin):
                                                 argnums=(0, 1)))(x, k)
   (v2, (dx2, dk2)) = jax.jit(jax.value_and_grad(loss(_conv_ref), argnums=(0, 1)))(x, k)
   assert float(v1) == pytest.approx(float(v2), rel=1e-5)
-  np.testing.assert_allclose(dx1, dx2, rtol=1e-5, atol=1e-5)
-  np.testing.assert_allclose(dk1, dk2, rtol=1e-5, atol=1e-5)
+  # The forward is a dot, not XLA's conv: float32 sums in another order, so the cotangent
+  # cos(y) and with it both gradients differ in the 5th digit (|y| up to ~15 here).
+  np.testing.assert_allclose(dx1, dx2, rtol=1e-5, atol=5e-5)
+  np.testing.assert_allclose(dk1, dk2, rtol=1e-5, atol=5e-5)
   assert float(jnp.max(jnp.abs(dk1))) > 0.1
 
 
@@ -374,3 +376,98 @@ def test_unknown_model_and_bad_shape_are_config_errors():
     build_models(ml_collections.ConfigDict({'name': 'resnet'}), (28, 28, 1))
   with pytest.raises(ConfigError, match=r'28x28.*\(32, 32, 3\)'):
     build_models(ml_collections.ConfigDict({'name': 'dcgan'}), (32, 32, 3))
+
+
+def _bn_act_reference(x, scale, bias, eps, slope):
+  """Training-mode BatchNorm as flax computes it (float64): batch mean, biased variance
+  E[x^2] - E[x]^2, then the activation; also returns the two statistics."""
+  axes = tuple(range(x.ndim - 1))
+  mean = x.mean(axes)
+  var = jnp.maximum(0.0, (x * x).mean(axes) - mean * mean)
+  y = (x - mean) * (jax.lax.rsqrt(var + eps) * scale) + bias
+  return jnp.where(y > 0, y, slope * y), mean, var
+
+
+@pytest.mark.parametrize('slope', [0.0, 0.2])
+def test_batch_norm_act_matches_autodiff_of_the_definition(slope):
+  """The fused BatchNorm + activation: forward, statistics and the hand-written VJP (including
+  non-zero cotangents of the returned mean and var) against float64 autodiff of the formula."""
+  rs = np.random.RandomState(3)
+  x = rs.normal(1.5, 2.0, size=(6, 3, 5, 7))
+  scale, bias = rs.normal(1.0, 0.3, size=7), rs.normal(0.0, 0.5, size=7)
+  cts = (rs.normal(size=x.shape), rs.normal(size=7), rs.normal(size=7))
+  f32 = lambda *a: [jnp.asarray(t, jnp.float32) for t in a]
+  out, pull = jax.jit(lambda *a: jax.vjp(lambda *b: layers.batch_norm_act(*b, 1e-5, slope), *a))(
+      *f32(x, scale, bias))
+  grads = pull(tuple(f32(*cts)))
+  with jax.enable_x64():
+    ref, pull_ref = jax.vjp(lambda *b: _bn_act_reference(*b, 1e-5, slope),
+                            *(jnp.asarray(t, jnp.float64) for t in (x, scale, bias)))
+    grads_ref = pull_ref(tuple(jnp.asarray(t, jnp.float64) for t in cts))
+  for got, want in zip(list(out) + list(grads), list(ref) + list(grads_ref)):
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
+  assert float(jnp.abs(grads[0]).max()) > 0.1 and float(jnp.abs(grads[1]).max()) > 0.1
+  assert bool(jnp.any(out[0] < 0)) == (slope > 0)  # the activation ran
+
+
+@pytest.mark.parametrize('slope', [0.0, 0.2])
+def test_fused_batch_norm_is_nn_batch_norm_then_activation(slope):
+  """``layers.bn_act`` in training (the fused ``BatchNorm``) against ``nn.BatchNorm`` + act, the
+  path it takes with ``axis_name`` set: the same variables (names, init), output, running
+  statistics and gradients; nothing updated while initialising; eval reads the same names."""
+  act = (lambda v: nn.relu(v)) if slope == 0 else (lambda v: nn.leaky_relu(v, slope))
+
+  class Fused(nn.Module):
+    @nn.compact
+    def __call__(self, x, train=True):
+      return layers.bn_act(layers.bn_act(x, train, slope, 0.9, 1e-5, layers.bn_scale_init),
+                           train, slope, 0.9, 1e-5, layers.bn_scale_init)
+
+  class Flax(nn.Module):
+    @nn.compact
+    def __call__(self, x, train=True):
+      for _ in range(2):
+        x = act(nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                             scale_init=layers.bn_scale_init)(x))
+      return x
+
+  x = jnp.asarray(np.random.RandomState(5).normal(0.7, 1.3, size=(8, 4, 4, 6)), jnp.float32)
+  va, vb = Fused().init(jax.random.key(0), x), Flax().init(jax.random.key(0), x)
+  assert jax.tree.structure(va) == jax.tree.structure(vb)
+  assert set(va['params']) == {'BatchNorm_0', 'BatchNorm_1'}
+  for a, b in zip(jax.tree.leaves(va), jax.tree.leaves(vb)):
+    np.testing.assert_array_equal(a, b)
+  np.testing.assert_array_equal(va['batch_stats']['BatchNorm_0']['var'], np.ones(6))
+
+  def run(model, v):
+    def loss(params):
+      y, upd = model.apply({'params': params, 'batch_stats': v['batch_stats']}, x,
+                           mutable=['batch_stats'])
+      return jnp.sum(jnp.sin(3 * y)), (y, upd)
+    return jax.jit(jax.value_and_grad(loss, has_aux=True))(v['params'])
+
+  (la, (ya, sa)), ga = run(Fused(), va)
+  (lb, (yb, sb)), gb = run(Flax(), vb)
+  np.testing.assert_allclose(ya, yb, rtol=1e-6, atol=1e-6)
+  # BatchNorm_0's bias gradient sums a cotangent that BatchNorm_1's backward made mean-free
+  # per channel: terms of ~1 cancel to ~1e-4, so float32 summation order shows at ~1e-5.
+  for a, b in zip(jax.tree.leaves((sa, ga)), jax.tree.leaves((sb, gb))):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=2e-5)
+  assert float(jnp.abs(sa['batch_stats']['BatchNorm_1']['mean']).max()) > 1e-3
+  np.testing.assert_array_equal(Fused().apply(va, x, train=False), Flax().apply(vb, x, train=False))
+
+
+def test_dcgan_fused_batch_norm_matches_the_flax_path():
+  """The DCGAN's G and D with the fused BatchNorm (one replica) against the same nets taking
+  ``nn.BatchNorm`` (``bn_axis_name`` set, under a one-device vmap that binds the axis): the
+  same logits/images and updated running statistics."""
+  for model, inp in ((dcgan.Generator, jax.random.normal(jax.random.key(1), (4, 100))),
+                     (dcgan.Discriminator, jax.random.normal(jax.random.key(2), (4, 28, 28, 1)))):
+    fused, flax_bn = model(), model(bn_axis_name='batch')
+    v = fused.init(jax.random.key(0), inp)
+    ya, sa = fused.apply(v, inp, mutable=['batch_stats'])
+    yb, sb = jax.vmap(lambda i: flax_bn.apply(v, i, mutable=['batch_stats']), axis_name='batch')(
+        inp[None])
+    np.testing.assert_allclose(ya, yb[0], rtol=1e-5, atol=1e-5)
+    for a, b in zip(jax.tree.leaves(sa), jax.tree.leaves(sb)):
+      np.testing.assert_allclose(a, b[0], rtol=1e-5, atol=1e-6)

@@ -12,8 +12,8 @@ from typing import Any, Optional
 import flax.linen as nn
 import jax.numpy as jnp
 
-from gan_jax.models.layers import (Conv4x4s2, FullConv, UpConv4x4s2, bn_scale_init, dcgan_init,
-                                   maybe_sn, minibatch_stddev)
+from gan_jax.models.layers import (Conv4x4s2, FullConv, UpConv4x4s2, bn_act, bn_scale_init,
+                                   dcgan_init, maybe_sn, minibatch_stddev)
 
 
 class Generator(nn.Module):
@@ -27,17 +27,16 @@ class Generator(nn.Module):
 
   @nn.compact
   def __call__(self, z, train: bool = True):
-    bn = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                              scale_init=bn_scale_init, axis_name=self.bn_axis_name,
-                              dtype=self.dtype)
+    bn_relu = lambda v: bn_act(v, train, 0.0, 0.9, 1e-5, bn_scale_init, self.bn_axis_name,
+                               self.dtype)
     # A 7x7 transposed conv on a 1x1 input is exactly a dense layer to 7*7*C.
     x = nn.Dense(7 * 7 * 4 * self.ngf, use_bias=False, kernel_init=dcgan_init, dtype=self.dtype)(
         z.reshape(z.shape[0], -1))
     x = x.reshape(z.shape[0], 7, 7, 4 * self.ngf)
-    x = nn.relu(bn()(x))
+    x = bn_relu(x)
     x = UpConv4x4s2(2 * self.ngf, dtype=self.dtype, matmul_dtype=self.matmul_dtype,
                     impl=self.upconv)(x)
-    x = nn.relu(bn()(x))
+    x = bn_relu(x)
     x = UpConv4x4s2(self.channels, dtype=self.dtype, matmul_dtype=self.matmul_dtype,
                     impl=self.upconv)(x)
     return jnp.tanh(x.astype(jnp.float32))
@@ -63,10 +62,9 @@ def trunk(x, ndf: int, train: bool, spectral_norm: bool, bn_axis_name=None, dtyp
   x = nn.leaky_relu(d_conv(ndf, 4, 2, 1, spectral_norm, train, dtype, 'Conv_0',
                            matmul_dtype)(x), 0.2)
   x = d_conv(2 * ndf, 4, 2, 1, spectral_norm, train, dtype, 'Conv_1', matmul_dtype)(x)
-  if not spectral_norm:
-    x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                     scale_init=bn_scale_init, axis_name=bn_axis_name, dtype=dtype)(x)
-  return nn.leaky_relu(x, 0.2)
+  if spectral_norm:
+    return nn.leaky_relu(x, 0.2)
+  return bn_act(x, train, 0.2, 0.9, 1e-5, bn_scale_init, bn_axis_name, dtype)
 
 
 class Discriminator(nn.Module):
