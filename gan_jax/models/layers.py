@@ -485,8 +485,9 @@ def _channel_sums(a, b):
   return a.sum(axes), b.sum(axes)
 
 
-def _leaky(y, slope: float):
-  return jnp.where(y > 0, y, slope * y) if slope else jnp.maximum(y, 0)
+def _activation(y, slope: float):
+  """ReLU for ``slope`` 0, else LeakyReLU with that negative slope (flax's functions)."""
+  return nn.relu(y) if slope == 0 else nn.leaky_relu(y, slope)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
@@ -513,7 +514,7 @@ def _bn_stats(x):
 def _bn_act_fwd(x, scale, bias, epsilon, slope):
   mean, var = _bn_stats(x)
   rstd = jax.lax.rsqrt(var + epsilon)
-  y = _leaky((x - mean) * (rstd * scale) + bias, slope)
+  y = _activation((x - mean) * (rstd * scale) + bias, slope)
   return (y, mean, var), (x, mean, rstd, scale, bias)
 
 
@@ -568,9 +569,9 @@ def bn_act(x, train: bool, slope: float, momentum: float, epsilon: float, scale_
   ``nn.BatchNorm``. Both create the same variables under the same name."""
   if train and axis_name is None and dtype is None and x.dtype == jnp.float32:
     return BatchNorm(momentum=momentum, epsilon=epsilon, scale_init=scale_init, slope=slope)(x)
-  y = nn.BatchNorm(use_running_average=not train, momentum=momentum, epsilon=epsilon,
-                   scale_init=scale_init, axis_name=axis_name, dtype=dtype)(x)
-  return nn.relu(y) if slope == 0 else nn.leaky_relu(y, slope)
+  return _activation(nn.BatchNorm(use_running_average=not train, momentum=momentum,
+                                  epsilon=epsilon, scale_init=scale_init, axis_name=axis_name,
+                                  dtype=dtype)(x), slope)
 
 
 class Maxout(nn.Module):
