@@ -281,6 +281,23 @@ def test_physical_transpose_is_the_transpose():
   np.testing.assert_array_equal(jax.jit(layers.physical_transpose)(a), a.T)
 
 
+@pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
+@pytest.mark.parametrize('first', [0.0, -0.0, np.nan, -np.inf])
+def test_written_transpose_is_the_transpose_bit_for_bit(dtype, first):
+  """Whatever the first element (its bits pick the conditional's branch, both the same), eager,
+  jit and vmap: the transpose, reshaped, bit for bit (NaN, Inf and -0 included)."""
+  a = np.random.RandomState(3).normal(size=(8, 32)).astype(np.float32)
+  a[0, 0], a[2, 5], a[7, 31] = first, -0.0, np.nan
+  a = jnp.asarray(a, dtype)
+  bits = lambda v: np.asarray(jax.lax.bitcast_convert_type(
+      v, jnp.uint16 if dtype == jnp.bfloat16 else jnp.uint32))
+  want = bits(a.T.reshape(2, 4, 4, 8))
+  f = lambda v: layers.written_transpose(v, (2, 4, 4, 8))
+  np.testing.assert_array_equal(bits(f(a)), want)
+  np.testing.assert_array_equal(bits(jax.jit(f)(a)), want)
+  np.testing.assert_array_equal(bits(jax.vmap(f)(jnp.stack([a, -a]))[0]), want)
+
+
 def test_bf16_matmul_rounds_inputs_and_cotangent_to_bf16_and_returns_float32():
   rs = np.random.RandomState(0)
   a, b, g = (jnp.asarray(rs.normal(size=s), jnp.float32) for s in ((6, 5), (5, 4), (6, 4)))

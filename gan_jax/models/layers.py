@@ -55,6 +55,21 @@ def physical_transpose(a):
   return flat.reshape(a.shape[::-1])
 
 
+def written_transpose(a, shape):
+  """``a.T`` for 2-D ``a``, computed once into its own row-major array, for elementwise consumers.
+  XLA:CPU fuses a transpose into every elementwise consumer, which then reads ``a`` a column at
+  a time, unvectorised (D's conv weight gradient, ``[128, 1024]``, into the three loop fusions
+  of Adam: 1.5 ms, against 0.3 ms for Adam on the same gradient in row-major order). An
+  ``optimization_barrier`` does not stop that fusion; the branch of a conditional is a
+  computation of its own, so there the transpose runs as one op (0.05 ms). Both branches are
+  the same, so the predicate only has to be unknown to the compiler: the bits of one element
+  of ``a`` OR 1, never 0."""
+  bits = jax.lax.bitcast_convert_type(a.reshape(-1)[0].astype(jnp.float32), jnp.uint32)
+  opaque_true = (bits | 1) != 0
+  transpose = lambda v: v.T.reshape(shape)
+  return jax.lax.cond(opaque_true, transpose, transpose, a)
+
+
 def _bf16_dot(a, b):
   return jnp.dot(to_bf16(a), to_bf16(b), preferred_element_type=jnp.float32)
 
@@ -344,7 +359,9 @@ def _conv_bwd(matmul_dtype, res, g):
   dp = jax.lax.dot_general(g2, cast(kernel).reshape(16 * cin, cout), (((1,), (1,)), ((), ())),
                            preferred_element_type=jnp.float32)
   dx = overlap_add(dp.astype(x_like.dtype).reshape(b, h, w, 4, 4, cin))
-  return dx, dw_t.T.reshape(4, 4, cin, cout).astype(kernel.dtype)
+  # [16 Cin, Cout] in its own array: Adam's fusions would read dw_t a column at a time.
+  dw = written_transpose(dw_t, (4, 4, cin, cout))
+  return dx, dw.astype(kernel.dtype)
 
 
 conv4x4s2.defvjp(_conv_fwd, _conv_bwd)
