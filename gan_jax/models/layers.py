@@ -55,19 +55,27 @@ def physical_transpose(a):
   return flat.reshape(a.shape[::-1])
 
 
+def apart(f, x):
+  """``f(x)``, compiled as a computation of its own: XLA fuses none of it into the ops around it,
+  and its result is written out once, in row-major order, before any consumer reads it.
+
+  XLA:CPU otherwise fuses such data movement into its consumers, one copy per consumer, with
+  the layout the consumers ask for: a transpose into each of Adam's three loop fusions, read a
+  column at a time (``written_transpose``); a col2im split over six fusions, its last pass run
+  twice (``overlap_add`` in ``upconv4x4s2_taps``). An ``optimization_barrier`` stops neither.
+  The branch of a conditional is a computation of its own; both branches here are ``f``, so the
+  predicate only has to be unknown to the compiler: the bits of one element of ``x`` OR 1,
+  never 0."""
+  bits = jax.lax.bitcast_convert_type(x.reshape(-1)[0].astype(jnp.float32), jnp.uint32)
+  return jax.lax.cond((bits | 1) != 0, f, f, x)
+
+
 def written_transpose(a, shape):
-  """``a.T`` for 2-D ``a``, computed once into its own row-major array, for elementwise consumers.
-  XLA:CPU fuses a transpose into every elementwise consumer, which then reads ``a`` a column at
-  a time, unvectorised (D's conv weight gradient, ``[128, 1024]``, into the three loop fusions
-  of Adam: 1.5 ms, against 0.3 ms for Adam on the same gradient in row-major order). An
-  ``optimization_barrier`` does not stop that fusion; the branch of a conditional is a
-  computation of its own, so there the transpose runs as one op (0.05 ms). Both branches are
-  the same, so the predicate only has to be unknown to the compiler: the bits of one element
-  of ``a`` OR 1, never 0."""
-  bits = jax.lax.bitcast_convert_type(a.reshape(-1)[0].astype(jnp.float32), jnp.uint32)
-  opaque_true = (bits | 1) != 0
-  transpose = lambda v: v.T.reshape(shape)
-  return jax.lax.cond(opaque_true, transpose, transpose, a)
+  """``a.T.reshape(shape)`` for 2-D ``a``, transposed once into its own row-major array
+  (``apart``) for elementwise consumers. D's conv weight gradient (``[128, 1024]``) fused as a
+  transpose into Adam's three loop fusions, read a column at a time, took 1.5 ms of Adam's
+  time, against 0.3 ms in row-major order and 0.05 ms for the transpose alone."""
+  return apart(lambda v: v.T.reshape(shape), a)
 
 
 def _bf16_dot(a, b):
@@ -149,7 +157,7 @@ def upconv4x4s2_taps(x, kernel, matmul_dtype: str = 'float32'):
   cout = kernel.shape[-1]
   w_flat = kernel.astype(x.dtype).transpose(2, 0, 1, 3).reshape(cin, 16 * cout)
   t = matmul(x.reshape(b * h * w, cin), w_flat, matmul_dtype)
-  return overlap_add(t.astype(x.dtype).reshape(b, h, w, 4, 4, cout))
+  return apart(overlap_add, t.astype(x.dtype).reshape(b, h, w, 4, 4, cout))
 
 
 def shift2d(p, dh: int, dw: int):
@@ -238,7 +246,19 @@ def _upconv_forward(x, kernel, matmul_dtype):
 
 
 def _upconv_fwd(x, kernel, matmul_dtype):
-  return _upconv_forward(x, kernel, matmul_dtype), (x, kernel)
+  # The matmul operands, cast once: the backward's products take the same ones (with bf16, the
+  # step had converted x and the kernel twice each).
+  b, h, w, cin = x.shape
+  cout = kernel.shape[-1]
+  cast = _operand_cast(matmul_dtype, x.dtype)
+  x_c = cast(x)
+  w_c = cast(kernel).transpose(2, 0, 1, 3).reshape(cin, 16 * cout)
+  if matmul_dtype == 'bfloat16':  # upconv4x4s2_taps on the cast operands
+    t = jnp.dot(x_c.reshape(b * h * w, cin), w_c, preferred_element_type=jnp.float32)
+    y = apart(overlap_add, t.astype(x.dtype).reshape(b, h, w, 4, 4, cout))
+  else:
+    y = _upconv_forward(x, kernel, matmul_dtype)
+  return y, (x_c, w_c, jnp.zeros((0,), x.dtype), jnp.zeros((0,), kernel.dtype))
 
 
 def _operand_cast(matmul_dtype, like):
@@ -247,19 +267,18 @@ def _operand_cast(matmul_dtype, like):
 
 
 def _upconv_bwd(matmul_dtype, res, g):
-  x, kernel = res
-  b, h, w, cin = x.shape
-  cout = kernel.shape[-1]
-  cast = _operand_cast(matmul_dtype, x.dtype)
+  x_c, w_c, x_like, k_like = res
+  b, h, w, cin = x_c.shape
+  cout = w_c.shape[1] // 16
+  cast = _operand_cast(matmul_dtype, x_like.dtype)
   t_bar = tap_cotangent(cast(g)).reshape(b * h * w, 16 * cout)
   # dx = t_bar W^T as an "NT" dot_general against W [Cin, 16 Cout], and x^T written out
   # (physical_transpose): the fast layouts of XLA:CPU's bf16 dot (backward 48 -> 26 ms at
   # 7x7x256 -> 14x14x128, batch 64; float32 about the same).
-  w_flat = cast(kernel).transpose(2, 0, 1, 3).reshape(cin, 16 * cout)
-  dx = jax.lax.dot_general(t_bar, w_flat, (((1,), (1,)), ((), ())),
+  dx = jax.lax.dot_general(t_bar, w_c, (((1,), (1,)), ((), ())),
                            preferred_element_type=jnp.float32)
-  dx = dx.astype(x.dtype).reshape(x.shape)
-  x2 = cast(x).reshape(b * h * w, cin)
+  dx = dx.astype(x_like.dtype).reshape(x_c.shape)
+  x2 = x_c.reshape(b * h * w, cin)
   if 16 * cout < cin:
     # dW^T = t_bar^T x, with t_bar^T built in its transposed layout (conv4x4s2_patches_t):
     # no transpose of the wider x (G's last layer, 14x14x128 -> 28x28x1: XLA:CPU took 10.8 ms
@@ -268,7 +287,7 @@ def _upconv_bwd(matmul_dtype, res, g):
     dw = jax.lax.optimization_barrier(dw_t).T  # [Cin, 16 Cout]
   else:
     dw = jnp.dot(physical_transpose(x2), t_bar, preferred_element_type=jnp.float32)
-  return dx, dw.reshape(cin, 4, 4, cout).transpose(1, 2, 0, 3).astype(kernel.dtype)
+  return dx, dw.reshape(cin, 4, 4, cout).transpose(1, 2, 0, 3).astype(k_like.dtype)
 
 
 upconv4x4s2.defvjp(_upconv_fwd, _upconv_bwd)
