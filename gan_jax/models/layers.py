@@ -377,7 +377,7 @@ def _conv_bwd(matmul_dtype, res, g):
   dw_t = jax.lax.optimization_barrier(dw_t)
   dp = jax.lax.dot_general(g2, cast(kernel).reshape(16 * cin, cout), (((1,), (1,)), ((), ())),
                            preferred_element_type=jnp.float32)
-  dx = overlap_add(dp.astype(x_like.dtype).reshape(b, h, w, 4, 4, cin))
+  dx = apart(overlap_add, dp.astype(x_like.dtype).reshape(b, h, w, 4, 4, cin))
   # [16 Cin, Cout] in its own array: Adam's fusions would read dw_t a column at a time.
   dw = written_transpose(dw_t, (4, 4, cin, cout))
   return dx, dw.astype(kernel.dtype)
