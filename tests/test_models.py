@@ -299,6 +299,19 @@ def test_apart_is_the_function_with_its_gradient(first):
                                 grad(layers.overlap_add))
 
 
+def test_apart_is_a_conditional_on_the_cpu_only(monkeypatch):
+  """On the CPU ``apart`` puts ``f`` in a conditional's branches; on a GPU (whose conditionals
+  read the predicate back to the host) and for an empty input it is ``f`` itself."""
+  t = jnp.ones((2, 3))
+  prims = lambda v: {e.primitive.name for e in jax.make_jaxpr(
+      lambda u: layers.apart(jnp.transpose, u))(v).jaxpr.eqns}
+  assert jax.default_backend() == 'cpu' and 'cond' in prims(t)
+  assert 'cond' not in prims(jnp.ones((0, 3)))
+  monkeypatch.setattr(jax, 'default_backend', lambda: 'gpu')
+  assert 'cond' not in prims(t)
+  np.testing.assert_array_equal(layers.apart(jnp.transpose, t), t.T)
+
+
 @pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
 @pytest.mark.parametrize('first', [0.0, -0.0, np.nan, -np.inf])
 def test_written_transpose_is_the_transpose_bit_for_bit(dtype, first):

@@ -65,7 +65,10 @@ def apart(f, x):
   twice (``overlap_add`` in ``upconv4x4s2_taps``). An ``optimization_barrier`` stops neither.
   The branch of a conditional is a computation of its own; both branches here are ``f``, so the
   predicate only has to be unknown to the compiler: the bits of one element of ``x`` OR 1,
-  never 0."""
+  never 0. Only on the CPU: XLA:GPU reads a conditional's predicate back to the host, a sync per
+  call, so elsewhere (and for an empty ``x``) this is ``f(x)`` as it stands."""
+  if jax.default_backend() != 'cpu' or x.size == 0:
+    return f(x)
   bits = jax.lax.bitcast_convert_type(x.reshape(-1)[0].astype(jnp.float32), jnp.uint32)
   return jax.lax.cond((bits | 1) != 0, f, f, x)
 
