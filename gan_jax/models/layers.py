@@ -389,21 +389,17 @@ def _conv_bwd(matmul_dtype, res, g):
 conv4x4s2.defvjp(_conv_fwd, _conv_bwd)
 
 
-def _xla_conv4x4s2(x, kernel):
-  return jax.lax.conv_general_dilated(x, kernel.astype(x.dtype), (2, 2), ((1, 1), (1, 1)),
-                                      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-
-
 @jax.custom_vjp
 def conv4x4s2_few_channels(x, kernel):
   """The 4x4 stride-2 padding-1 conv for inputs with few channels (D's first layer: one), in
   the input's dtype, on the im2col patches ``P`` (``[B H W, 16 Cin]``): forward ``P W``, weight
-  gradient ``P^T g`` (contracting the ``B H W`` output pixels), input gradient XLA's. XLA:CPU's
-  convolution runs this K = 16 forward at ~30 GFLOP/s (1 -> 64 channels at batch 256: 1.5 ms
-  alone, 3.3 ms in the step, against 1.0 ms for ``P W``), and its kernel-gradient convolution
-  transposes ``g`` to a batch-as-feature layout first (11.6 ms against 6.1 at batch 256, with
-  the LeakyReLU backward in front). The same function and gradients; XLA drops the input
-  gradient where it is unused (D's update) and the weight gradient where that is (G's)."""
+  gradient ``P^T g`` (contracting the ``B H W`` output pixels), input gradient the col2im of
+  ``g W^T``. XLA:CPU's convolutions are slow at these shapes: its K = 16 forward ran at ~30
+  GFLOP/s (1 -> 64 channels at batch 256: 1.5 ms alone, 3.3 ms in the step, against 1.0 ms for
+  ``P W``), its kernel-gradient convolution transposes ``g`` to a batch-as-feature layout first
+  (11.6 ms against 6.1 at batch 256, with the LeakyReLU backward in front), and its input
+  gradient took 3.1 ms at batch 256 against 0.7. The same function and gradients; XLA drops the
+  input gradient where it is unused (D's update) and the weight gradient where that is (G's)."""
   return _few_fwd(x, kernel)[0]
 
 
@@ -412,26 +408,29 @@ def _few_fwd(x, kernel):
   cout = kernel.shape[-1]
   p = conv4x4s2_patches(x)
   y = jnp.dot(p, kernel.astype(x.dtype).reshape(16 * cin, cout))
-  return y.reshape(b, hh // 2, ww // 2, cout), (x, p, kernel)
+  return y.reshape(b, hh // 2, ww // 2, cout), (p, kernel, jnp.zeros((0,), x.dtype))
 
 
 def _few_bwd(res, g):
-  x, p, kernel = res
-  cin, cout = kernel.shape[2:]
-  _, pull_x = jax.vjp(lambda v: _xla_conv4x4s2(v, kernel), x)
-  (dx,) = pull_x(g)
-  dw = jnp.einsum('nk,nc->kc', p, g.reshape(-1, cout), preferred_element_type=jnp.float32)
+  p, kernel, x_like = res
+  b, h, w, cout = g.shape
+  cin = kernel.shape[2]
+  g2 = g.reshape(-1, cout)
+  # dx = col2im(g W^T), as in conv4x4s2 (XLA's input-gradient convolution: 0.65 / 3.1 ms at
+  # batch 64 / 256, against 0.19 / 0.70 ms for this).
+  dp = jax.lax.dot_general(g2, kernel.astype(g.dtype).reshape(16 * cin, cout),
+                           (((1,), (1,)), ((), ())))
+  dx = apart(overlap_add, dp.astype(x_like.dtype).reshape(b, h, w, 4, 4, cin))
+  dw = jnp.einsum('nk,nc->kc', p, g2, preferred_element_type=jnp.float32)
   return dx, dw.reshape(4, 4, cin, cout).astype(kernel.dtype)
 
 
 conv4x4s2_few_channels.defvjp(_few_fwd, _few_bwd)
 
 
-# Input channels from which Conv4x4s2 runs as im2col matmuls. D's first conv (1 channel, K = 16)
-# is faster as XLA's convolution: in the DCGAN step, im2col for both convs was 3 % slower than
-# XLA's, im2col for Conv_1 alone 11 % faster (bf16, batch 64, XLA:CPU). Below it the layer is
-# conv4x4s2_few_channels (XLA's forward, an im2col weight gradient: step +5 % / +7 % at batch
-# 64 / 256).
+# Input channels from which Conv4x4s2 runs as bf16 im2col matmuls (conv4x4s2). Below it (D's
+# first conv: 1 channel, K = 16) the layer is conv4x4s2_few_channels: the same im2col form in
+# the input's dtype (float32 in the DCGAN).
 IM2COL_MIN_CHANNELS = 16
 
 
