@@ -236,16 +236,7 @@ def upconv4x4s2(x, kernel, matmul_dtype: str = 'float32'):
   'bfloat16' all three products take bf16 operands and accumulate in float32, and the forward
   is the tap form's (one bf16 matmul: XLA:CPU's bf16 convolutions are slower than its float32
   ones)."""
-  return _upconv_forward(x, kernel, matmul_dtype)
-
-
-def _upconv_forward(x, kernel, matmul_dtype):
-  # bf16: the tap form's one bf16 matmul + overlap-add (12.7 ms against 21.9 for the float32
-  # window conv at 7x7x256 -> 14x14x128, batch 64, under tcmalloc; DCGAN step +10 %). Few
-  # output channels: the tap form too (7x faster than the window conv at 14x14x128 -> 28x28x1).
-  if matmul_dtype == 'bfloat16' or kernel.shape[-1] < WINDOW_FORWARD_MIN_FEATURES:
-    return upconv4x4s2_taps(x, kernel, matmul_dtype)
-  return upconv4x4s2_windows(x, kernel)
+  return _upconv_fwd(x, kernel, matmul_dtype)[0]
 
 
 def _upconv_fwd(x, kernel, matmul_dtype):
@@ -256,12 +247,17 @@ def _upconv_fwd(x, kernel, matmul_dtype):
   cast = _operand_cast(matmul_dtype, x.dtype)
   x_c = cast(x)
   w_c = cast(kernel).transpose(2, 0, 1, 3).reshape(cin, 16 * cout)
-  if matmul_dtype == 'bfloat16':  # upconv4x4s2_taps on the cast operands
+  res = (x_c, w_c, jnp.zeros((0,), x.dtype), jnp.zeros((0,), kernel.dtype))
+  if matmul_dtype == 'bfloat16':
+    # upconv4x4s2_taps on the cast operands: one bf16 matmul + overlap-add (12.7 ms against
+    # 21.9 for the float32 window conv at 7x7x256 -> 14x14x128, batch 64; DCGAN step +10 %).
     t = jnp.dot(x_c.reshape(b * h * w, cin), w_c, preferred_element_type=jnp.float32)
-    y = apart(overlap_add, t.astype(x.dtype).reshape(b, h, w, 4, 4, cout))
-  else:
-    y = _upconv_forward(x, kernel, matmul_dtype)
-  return y, (x_c, w_c, jnp.zeros((0,), x.dtype), jnp.zeros((0,), kernel.dtype))
+    return apart(overlap_add, t.astype(x.dtype).reshape(b, h, w, 4, 4, cout)), res
+  if cout < WINDOW_FORWARD_MIN_FEATURES:
+    # Few output channels: the tap form too (7x faster than the window conv at 14x14x128 ->
+    # 28x28x1).
+    return upconv4x4s2_taps(x, kernel, matmul_dtype), res
+  return upconv4x4s2_windows(x, kernel), res
 
 
 def _operand_cast(matmul_dtype, like):
@@ -368,6 +364,15 @@ def _conv_fwd(x, kernel, matmul_dtype):
   return y.astype(x.dtype).reshape(b, hh // 2, ww // 2, cout), (p, kernel, jnp.zeros((0,), x.dtype))
 
 
+def _conv_input_grad(g2, w2, out_shape, dtype, **dot_kwargs):
+  """The input gradient ``[B, 2H, 2W, Cin]`` (in ``dtype``) of a 4x4 stride-2 padding-1 conv,
+  from its output cotangent ``g2`` (``[B H W, Cout]``) and kernel ``w2`` (``[16 Cin, Cout]``):
+  the taps ``g2 w2^T`` (an "NT" dot_general), reshaped to ``out_shape`` ``(B, H, W, 4, 4,
+  Cin)``, and their col2im, compiled apart (``apart``)."""
+  dp = jax.lax.dot_general(g2, w2, (((1,), (1,)), ((), ())), **dot_kwargs)
+  return apart(overlap_add, dp.astype(dtype).reshape(out_shape))
+
+
 def _conv_bwd(matmul_dtype, res, g):
   p, kernel, x_like = res
   b, h, w, cout = g.shape
@@ -378,9 +383,8 @@ def _conv_bwd(matmul_dtype, res, g):
   # The barrier keeps XLA from folding the transpose below into the dot as (P^T g), a layout
   # XLA:CPU has no bf16 kernel for.
   dw_t = jax.lax.optimization_barrier(dw_t)
-  dp = jax.lax.dot_general(g2, cast(kernel).reshape(16 * cin, cout), (((1,), (1,)), ((), ())),
-                           preferred_element_type=jnp.float32)
-  dx = apart(overlap_add, dp.astype(x_like.dtype).reshape(b, h, w, 4, 4, cin))
+  dx = _conv_input_grad(g2, cast(kernel).reshape(16 * cin, cout), (b, h, w, 4, 4, cin),
+                        x_like.dtype, preferred_element_type=jnp.float32)
   # [16 Cin, Cout] in its own array: Adam's fusions would read dw_t a column at a time.
   dw = written_transpose(dw_t, (4, 4, cin, cout))
   return dx, dw.astype(kernel.dtype)
@@ -398,7 +402,7 @@ def conv4x4s2_few_channels(x, kernel):
   GFLOP/s (1 -> 64 channels at batch 256: 1.5 ms alone, 3.3 ms in the step, against 1.0 ms for
   ``P W``), its kernel-gradient convolution transposes ``g`` to a batch-as-feature layout first
   (11.6 ms against 6.1 at batch 256, with the LeakyReLU backward in front), and its input
-  gradient took 3.1 ms at batch 256 against 0.7. The same function and gradients; XLA drops the
+  gradient took 3.1 ms at batch 256 against 1.3. The same function and gradients; XLA drops the
   input gradient where it is unused (D's update) and the weight gradient where that is (G's)."""
   return _few_fwd(x, kernel)[0]
 
@@ -416,11 +420,10 @@ def _few_bwd(res, g):
   b, h, w, cout = g.shape
   cin = kernel.shape[2]
   g2 = g.reshape(-1, cout)
-  # dx = col2im(g W^T), as in conv4x4s2 (XLA's input-gradient convolution: 0.65 / 3.1 ms at
-  # batch 64 / 256, against 0.19 / 0.70 ms for this).
-  dp = jax.lax.dot_general(g2, kernel.astype(g.dtype).reshape(16 * cin, cout),
-                           (((1,), (1,)), ((), ())))
-  dx = apart(overlap_add, dp.astype(x_like.dtype).reshape(b, h, w, 4, 4, cin))
+  # As in conv4x4s2 (XLA's input-gradient convolution: 0.65 / 3.1 ms at batch 64 / 256,
+  # against 0.34 / 1.3 ms for this).
+  dx = _conv_input_grad(g2, kernel.astype(g.dtype).reshape(16 * cin, cout), (b, h, w, 4, 4, cin),
+                        x_like.dtype)
   dw = jnp.einsum('nk,nc->kc', p, g2, preferred_element_type=jnp.float32)
   return dx, dw.reshape(4, 4, cin, cout).astype(kernel.dtype)
 
