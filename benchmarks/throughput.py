@@ -41,7 +41,7 @@ allocator.reexec_with_tcmalloc()
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from gan_jax import train  # noqa: E402
+from gan_jax import run  # noqa: E402
 
 PEER = os.path.join(os.path.dirname(REPO), 'shared', 'bench', 'peer_dcgan_torch.py')
 PEER_WARMUP = 20
@@ -104,7 +104,7 @@ class Ours:
         node[leaf] = ast.literal_eval(value)
       except (ValueError, SyntaxError):  # a bare word: compute_dtype=bfloat16
         node[leaf] = value
-    self.exp = train.Experiment(c)
+    self.exp = run.Experiment(c)
     self.arrays = self.exp.device_arrays()
     self.state, self.health = self.exp.init_state(), self.exp.new_health()
     t = time.perf_counter()

@@ -1,10 +1,16 @@
-"""The config schema shared by all experiments; each experiment file edits a copy.
+"""The config schema shared by all experiments (each experiment file edits a copy), and its
+validation, ``validate_config``.
 
 Top-level names are the same for every experiment, so ``--config.num_steps=...``,
 ``--config.batch_size=...`` and ``--config.seed=...`` work everywhere.
 """
 
+import math
+
 import ml_collections
+
+from gan_jax import losses, models, penalties, state
+from gan_jax.errors import ConfigError
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -117,3 +123,60 @@ def conditional_dcgan(name: str, data_name: str, default_model: str, variant: st
     smoke(c)
     c.num_grid = 20                # 10 rows x 2 columns
   return c
+
+
+def validate_config(config: ml_collections.ConfigDict):
+  """Raises ConfigError (one line naming the value and what is valid) for bad settings."""
+  def check(ok, msg):
+    if not ok:
+      raise ConfigError(msg)
+  for key in ('num_steps', 'batch_size', 'n_critic'):
+    v = config[key]
+    check(isinstance(v, int) and v >= 1, f'config.{key}={v!r} must be an integer >= 1')
+  ev = config.get('eval_num', 0)
+  check(isinstance(ev, int) and (ev == 0 or ev >= 2),
+        f'config.eval_num={ev!r} must be 0 (off) or an integer >= 2')
+  for key in ('log_every', 'eval_every', 'checkpoint_every', 'keep_checkpoints', 'num_grid'):
+    v = config[key]
+    check(isinstance(v, int) and v >= 1, f'config.{key}={v!r} must be an integer >= 1')
+  check(0.0 <= config.ema_decay < 1.0,
+        f'config.ema_decay={config.ema_decay!r} must lie in [0, 1) (0 turns EMA off)')
+  nd = config.get('num_devices', 0)
+  check(isinstance(nd, int) and nd >= 0,
+        f'config.num_devices={nd!r} must be an integer >= 0 (0 = all devices)')
+  check(isinstance(config.seed, int) and config.seed >= 0,
+        f'config.seed={config.seed!r} must be an integer >= 0')
+  check(config.model.latent_dim >= 1,
+        f'config.model.latent_dim={config.model.latent_dim!r} must be >= 1')
+  for net in ('g', 'd'):
+    lr = config.optim.get(f'{net}_lr')
+    check(isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0,
+          f'config.optim.{net}_lr={lr!r} must be a finite learning rate > 0')
+  for b in ('b1', 'b2'):
+    v = config.optim.get(b)
+    check(isinstance(v, (int, float)) and 0 <= v < 1,
+          f'config.optim.{b}={v!r} must lie in [0, 1) (an Adam beta)')
+  losses.get_loss(config.loss)
+  penalties.get_penalty(config.penalty)
+  check(isinstance(config.penalty_every, int) and config.penalty_every >= 1,
+        f'config.penalty_every={config.penalty_every!r} must be an integer >= 1')
+  check(math.isfinite(config.penalty_weight) and config.penalty_weight >= 0,
+        f'config.penalty_weight={config.penalty_weight!r} must be a finite number >= 0')
+  check(config.weight_clip >= 0, f'config.weight_clip={config.weight_clip!r} must be >= 0 (0 = off)')
+  check(0 <= config.label_smoothing < 0.5,
+        f'config.label_smoothing={config.label_smoothing!r} must lie in [0, 0.5)')
+  check(config.label_smoothing == 0 or config.loss in ('minimax', 'ns'),
+        f'config.label_smoothing={config.label_smoothing!r} applies to the BCE objectives '
+        f'minimax and ns, not config.loss={config.loss!r}')
+  check(not config.get('share_g_forward', False) or config.n_critic == 1,
+        f'config.share_g_forward=True needs config.n_critic=1 (got {config.n_critic}): with '
+        'several D steps there is no single fake batch to share; add '
+        '--config.share_g_forward=False')
+  check(config.instance_noise >= 0,
+        f'config.instance_noise={config.instance_noise!r} must be >= 0 (0 = off)')
+  check(config.optim.get('schedule', 'constant') in state.SCHEDULES,
+        f'config.optim.schedule={config.optim.get("schedule")!r} is not a schedule; valid: '
+        f'{", ".join(state.SCHEDULES)}')
+  models.compute_dtype(config.get('compute_dtype', 'float32'))
+  if config.model.name not in models.MODELS:
+    models.build_models(config.model, (28, 28, 1))  # raises the listing error

@@ -22,7 +22,8 @@ import jax
 import numpy as np
 from absl import flags
 
-from gan_jax import cli, data, train
+from gan_jax import cli, data
+from gan_jax import run as run_lib
 from gan_jax.errors import UserError
 from gan_jax.evaluation import modes, samples as samples_lib, suite
 
@@ -65,7 +66,7 @@ def reference(dataset: str, num: int, data_dir: str = ''):
 
 
 def evaluate_run(workdir, num, step=None, seed=0, use_ema=True, dataset=None, data_dir=''):
-  config, shape, exp, state = train.restore_run(workdir, step)
+  config, shape, exp, state = run_lib.restore_run(workdir, step)
   labels = exp.class_labels(num)  # None unless the run is class-conditional
   x = exp.sample(state, num, key=jax.random.key(10_000 + seed), use_ema=use_ema, labels=labels)
   info = {'workdir': workdir, 'step': int(state.step), 'ema': bool(use_ema and

@@ -52,7 +52,9 @@ import jax.numpy as jnp
 import numpy as np
 from absl import flags
 
-from gan_jax import cli, data, errors, images, latents, train
+from gan_jax import cli, data, errors, images, latents
+from gan_jax import run as run_lib
+from gan_jax import workdir as workdir_lib
 from gan_jax.evaluation.samples import load_samples
 
 FLAGS = flags.FLAGS
@@ -122,7 +124,7 @@ def _at_least(value, flag, low, why=''):
 
 def _restore_images_run(mode, workdir, step):
   """restore_run for the modes that draw images: a 2-D run gets a one-line error."""
-  config, shape, exp, state = train.restore_run(workdir, step)
+  config, shape, exp, state = run_lib.restore_run(workdir, step)
   if len(shape) == 1:
     raise errors.UserError(f'--mode={mode} draws images; the run in {workdir} has 2-D points '
                            f'(config.data.name={config.data.name}); use --mode=grid or progress')
@@ -150,7 +152,7 @@ def run(workdir, num, out=None, grid=None, step=None, seed=0, use_ema=True):
   for path, flag in ((out, 'out'), (grid, 'grid')):
     if path:
       _check_out_path(path, flag)
-  config, shape, exp, state = train.restore_run(workdir, step)
+  config, shape, exp, state = run_lib.restore_run(workdir, step)
   x = exp.sample(state, num, key=jax.random.key(seed), use_ema=use_ema)
   if out:
     arr = x.astype(np.float32) if len(shape) == 1 else images.to_uint8(x)
@@ -364,7 +366,7 @@ def progress_picture(workdir, rows: int = 8, cols: int = 8):
   the saved scatter plots (their titles name the step).
   """
   found = _spread(saved_grids(workdir), rows)
-  config, shape = train.load_run(workdir)
+  config, shape = workdir_lib.load_run(workdir)
   steps = [s for s, _ in found]
   pics = [_read_png(p) for _, p in found]
   labels = [f'step {s}' for s in steps]

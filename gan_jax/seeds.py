@@ -18,7 +18,7 @@ import numpy as np
 from absl import flags
 from ml_collections import config_flags
 
-from gan_jax import cli, evaluate, train
+from gan_jax import cli, config_base, evaluate, train
 from gan_jax.errors import UserError
 
 FLAGS = flags.FLAGS
@@ -63,7 +63,7 @@ def main(argv):
     raise UserError(f'--seeds={FLAGS.seeds} must be >= 1')
   if FLAGS.only is not None and not 0 <= FLAGS.only < FLAGS.seeds:
     raise UserError(f'--only={FLAGS.only} must lie in [0, {FLAGS.seeds})')
-  train.validate_config(base)
+  config_base.validate_config(base)
   root = FLAGS.root or os.path.join('runs', f'{base.name}_seeds')
   indices = [FLAGS.only] if FLAGS.only is not None else range(FLAGS.seeds)
   wall = {}

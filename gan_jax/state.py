@@ -43,7 +43,7 @@ def make_optimizer(optim: ml_collections.ConfigDict, net: str,
                    total_updates: int = 0) -> optax.GradientTransformation:
   """Adam for ``net`` in {'g', 'd'} with its own learning rate (TTUR: Heusel et al., 2017) and
   an optax schedule over ``total_updates`` of that net (D makes ``n_critic`` per train step).
-  Values are validated by ``train.validate_config``."""
+  Values are validated by ``config_base.validate_config``."""
   lr = optim[f'{net}_lr']
   kind = optim.get('schedule', 'constant')
   warmup = optim.get('warmup_steps', 0)

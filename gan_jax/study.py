@@ -22,7 +22,7 @@ import numpy as np
 from absl import flags
 from ml_collections import config_flags
 
-from gan_jax import cli, errors, losses, steps, train
+from gan_jax import cli, config_base, errors, losses, run, steps
 from gan_jax.evaluation.modes import mode_metrics
 
 FLAGS = flags.FLAGS
@@ -90,22 +90,19 @@ def preset_config(base, name):
 
 def run_preset(config, seeds: int, num_samples: int):
   """Trains ``seeds`` runs of ``config`` at once; returns (per-seed metrics, samples [S, N, 2])."""
-  exp = train.Experiment(config)
+  exp = run.Experiment(config)
   if len(exp.data_shape) != 1:
     raise errors.UserError(f'the study needs 2-D toy data (source toy2d), not {exp.data_shape}')
-  cfg, draw, arrays = exp.cfg, exp.source.draw, exp.device_arrays()
+  arrays = exp.device_arrays()
   seed_keys = jnp.stack([jax.random.key_data(jax.random.key(config.seed + i)) for i in range(seeds)])
 
   def init(kd):
-    return exp._init(jax.random.fold_in(jax.random.wrap_key_data(kd), train._INIT))  # pylint: disable=protected-access
+    return exp.create_state(jax.random.fold_in(jax.random.wrap_key_data(kd), steps.RNG_INIT))
 
   def one_step(state, kd):
-    key = jax.random.fold_in(jax.random.fold_in(jax.random.wrap_key_data(kd), train._TRAIN),
-                             state.step)
-    data_key, step_key = jax.random.split(key)
-    reals = draw(arrays, data_key, cfg.n_critic * config.batch_size)['image']
-    reals = reals.reshape((cfg.n_critic, config.batch_size) + exp.data_shape)
-    return steps.train_step(state, reals, step_key, cfg)[0]
+    train_key = jax.random.fold_in(jax.random.wrap_key_data(kd), steps.RNG_TRAIN)
+    return steps.train_step_on_data(state, arrays, train_key, exp.cfg, draw=exp.source.draw,
+                                    batch_size=config.batch_size, data_shape=exp.data_shape)[0]
 
   chunk = 250
 
@@ -135,7 +132,7 @@ def main(argv):
     raise errors.UserError(f'--seeds={FLAGS.seeds} must be >= 1')
   configs = {name: preset_config(base, name) for name in FLAGS.losses}
   for c in configs.values():
-    train.validate_config(c)
+    config_base.validate_config(c)
   os.makedirs(FLAGS.out, exist_ok=True)
   results, all_samples, info = {}, {}, None
   for name, c in configs.items():

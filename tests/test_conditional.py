@@ -22,6 +22,7 @@ from PIL import Image
 from conftest import REPO, needs_mnist, shared_datasets_dir
 from test_configs import _load
 from gan_jax import data, models, steps, train
+from gan_jax import run as run_lib
 from gan_jax.data.core import make_image_source
 from gan_jax.errors import ConfigError, UserError
 from gan_jax.evaluation import suite
@@ -275,11 +276,11 @@ def test_conditional_model_on_unlabelled_data_is_a_config_error(monkeypatch):
   with pytest.raises(ConfigError, match=r"config.model.name='dcgan_concat_proj' is class-conditional "
                      r"but config.data.name='mnist' has no class labels; use a labelled dataset "
                      r'or an unconditional model \(dcgan, mlp'):
-    train.Experiment(c)
+    run_lib.Experiment(c)
   with pytest.raises(ConfigError, match="config.model.name='dcgan_concat' is class-conditional"):
     models.build_models(ml_collections.ConfigDict({'name': 'dcgan_concat'}), (28, 28, 1))
   c.model.name = 'dcgan'  # an unconditional model trains on it, labels unused
-  assert train.Experiment(c).num_classes == 0
+  assert run_lib.Experiment(c).num_classes == 0
 
 
 def test_registry_pairs_and_explicit_class_count():
@@ -301,7 +302,7 @@ def test_experiment_sampling_api_for_conditional_runs():
   """What ``gan_jax.sample --mode=classes`` calls: exp.num_classes, exp.generate_fn(..., labels=)."""
   c = _load(os.path.join(REPO, 'experiments', 'mnist_cond.py'), 'smoke')
   c.model.ngf = c.model.ndf = 8
-  exp = train.Experiment(c, data_shape=(28, 28, 1), num_classes=K)
+  exp = run_lib.Experiment(c, data_shape=(28, 28, 1), num_classes=K)
   assert exp.num_classes == K and exp.cfg.num_classes == K
   state = exp.init_state()
   z = jax.random.normal(jax.random.key(0), (K, c.model.latent_dim))
@@ -335,7 +336,7 @@ def test_experiment_sampling_api_for_conditional_runs():
   # An unconditional run refuses labels.
   u = _load(os.path.join(REPO, 'experiments', 'mnist.py'), 'smoke')
   u.model.ngf = u.model.ndf = 8
-  uexp = train.Experiment(u, data_shape=(28, 28, 1))
+  uexp = run_lib.Experiment(u, data_shape=(28, 28, 1))
   assert uexp.num_classes == 0 and uexp.class_labels(5) is None
   with pytest.raises(UserError, match='unconditional'):
     uexp.generate_fn(None, z, labels=labels)  # refused before G runs
@@ -380,7 +381,7 @@ def test_conditional_smoke_run_logs_class_accuracy(tmp_path):
   pic = np.asarray(Image.open(os.path.join(wd, 'samples', 'final.png')))
   assert pic.shape[:2] == ((K * 30 + 2) * 2, (2 * 30 + 2) * 2)
   # The run restores with its classes (read from data_info.json), and evaluate reports class_acc.
-  _, _, exp, restored = train.restore_run(wd)
+  _, _, exp, restored = run_lib.restore_run(wd)
   assert exp.num_classes == K
   chex.assert_trees_all_equal(jax.tree.leaves(jax.device_get(restored.g.params)),
                               jax.tree.leaves(jax.device_get(state.g.params)))

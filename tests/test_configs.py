@@ -7,7 +7,7 @@ import os
 import pytest
 
 from conftest import REPO
-from gan_jax import train
+from gan_jax import config_base, workdir
 from gan_jax.errors import ConfigError
 
 CONFIGS = sorted(glob.glob(os.path.join(REPO, 'experiments', '*.py')))
@@ -26,9 +26,9 @@ def test_config_is_valid_and_has_smoke_variant(path):
   c = _load(path)
   for key in ('num_steps', 'batch_size', 'seed', 'name'):
     assert key in c, f'{path} lacks config.{key}'
-  train.validate_config(c)
+  config_base.validate_config(c)
   s = _load(path, 'smoke')
-  train.validate_config(s)
+  config_base.validate_config(s)
   assert s.num_steps <= 10 < c.num_steps
   with pytest.raises(ValueError, match='unknown variant'):
     _load(path, 'nonsense')
@@ -52,35 +52,36 @@ def test_bad_values_are_named(key, value, match):
   c = _load(os.path.join(REPO, 'experiments', 'mnist.py'))
   c[key] = value
   with pytest.raises(ConfigError, match=match):
-    train.validate_config(c)
+    config_base.validate_config(c)
 
 
 def test_config_change_is_refused_with_the_differing_keys(tmp_path):
   c = _load(os.path.join(REPO, 'experiments', 'toy2d.py'))
   path = str(tmp_path / 'config.json')
-  assert train.check_config_matches(c, path)  # no file yet: must be written
-  train._write_json(path, c.to_dict())
-  assert not train.check_config_matches(c, path)  # same config: fine, nothing to write
+  assert workdir.check_config_matches(c, path)  # no file yet: must be written
+  workdir.write_json(path, c.to_dict())
+  assert not workdir.check_config_matches(c, path)  # same config: fine, nothing to write
   c.optim.g_lr = 5e-4
   c.num_steps = 7
   with pytest.raises(ConfigError, match=r'2 key\(s\).*num_steps: 5000 -> 7.*optim.g_lr'):
-    train.check_config_matches(c, path)
+    workdir.check_config_matches(c, path)
   c.allow_config_change = True
-  train.check_config_matches(c, path)
+  workdir.check_config_matches(c, path)
 
 
 def test_a_key_added_later_at_its_default_is_no_change(tmp_path):
-  """A run saved before a key existed (here model.upconv) resumes when the new config has it at
-  the base default; at another value it is a change like any other."""
+  """A run saved before a key existed (here compute_dtype; model.upconv was one until the
+  kernels setting replaced it) resumes when the new config has it at the base default; at
+  another value it is a change like any other."""
   import json
   c = _load(os.path.join(REPO, 'experiments', 'mnist.py'))
   path = str(tmp_path / 'config.json')
   old = c.to_dict()
-  del old['model']['upconv']
-  train._write_json(path, old)
-  assert train.check_config_matches(c, path)  # compatible; rewritten with the new key
+  del old['compute_dtype']
+  workdir.write_json(path, old)
+  assert workdir.check_config_matches(c, path)  # compatible; rewritten with the new key
   with open(path) as f:
-    assert 'upconv' not in json.load(f)['model']  # checking wrote nothing
-  c.model.upconv = 'lax'
-  with pytest.raises(ConfigError, match=r"model.upconv: '<unset>' -> 'lax'"):
-    train.check_config_matches(c, path)
+    assert 'compute_dtype' not in json.load(f)  # checking wrote nothing
+  c.compute_dtype = 'bfloat16'
+  with pytest.raises(ConfigError, match=r"compute_dtype: '<unset>' -> 'bfloat16'"):
+    workdir.check_config_matches(c, path)

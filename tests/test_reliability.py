@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO, subprocess_env, write_idx_fixture
-from gan_jax import checkpointing, train
+from gan_jax import checkpointing, workdir
+from gan_jax import run as run_lib
 
 pytestmark = pytest.mark.slow
 
@@ -33,8 +34,8 @@ def _run(args, timeout=300):
 
 
 def _restore(wd, step=None):
-  config, shape = train.load_run(wd)
-  exp = train.Experiment(config, data_shape=shape)
+  config, shape = workdir.load_run(wd)
+  exp = run_lib.Experiment(config, data_shape=shape)
   ckpt = checkpointing.Checkpoints(os.path.join(wd, 'checkpoints'), create=False)
   state = ckpt.restore(exp.abstract_state(), step)
   ckpt.close()

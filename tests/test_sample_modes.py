@@ -15,6 +15,7 @@ from PIL import Image
 from conftest import REPO, subprocess_env, write_idx_fixture
 from test_configs import _load
 from gan_jax import config_base, images, latents, sample, train
+from gan_jax import run as run_lib
 from gan_jax.errors import UserError
 from gan_jax.evaluation import classifier, nearest as nearest_lib, suite
 
@@ -155,7 +156,7 @@ def run(tmp_path_factory):
   c.model.d_hidden = (32,)
   wd = str(root / 'run')
   train.train_and_evaluate(c, wd)
-  config, shape, exp, state = train.restore_run(wd)
+  config, shape, exp, state = run_lib.restore_run(wd)
   return {'workdir': wd, 'config': config, 'shape': shape, 'exp': exp, 'state': state}
 
 
@@ -315,7 +316,7 @@ def test_bad_input_cli_one_line_exit_2(run, tmp_path, args, match):
 def test_image_modes_refuse_a_2d_run(mode, tmp_path, monkeypatch):
   config = config_base.base_config()
   config.data.name = 'ring'
-  monkeypatch.setattr(train, 'restore_run', lambda wd, step: (config, (2,), None, None))
+  monkeypatch.setattr(run_lib, 'restore_run', lambda wd, step: (config, (2,), None, None))
   with pytest.raises(UserError, match=f'--mode={mode} draws images; the run in {tmp_path} has '
                      '2-D points \\(config.data.name=ring\\); use --mode=grid or progress'):
     getattr(sample, mode)(str(tmp_path), str(tmp_path / 'x.png'))
@@ -377,7 +378,7 @@ def test_classes_mode_on_a_conditional_smoke_run(tmp_path):
   train.train_and_evaluate(c, wd)
   png = str(tmp_path / 'classes.png')
   sample.classes(wd, png, cols=3, seed=4, use_ema=False)
-  _, _, exp, state = train.restore_run(wd)
+  _, _, exp, state = run_lib.restore_run(wd)
   assert exp.num_classes == 10
   pic = np.asarray(Image.open(png))
   margin = pic.shape[1] - 2 * (3 * 30 + 2)

@@ -18,6 +18,7 @@ import pytest
 from conftest import REPO, subprocess_env, write_idx_fixture
 from test_configs import _load
 from gan_jax import checkpointing, parallel, train
+from gan_jax import run as run_lib
 from gan_jax.errors import UserError
 
 ATOL = 1e-5  # the issue's tolerance for "the same params" across topologies
@@ -58,7 +59,7 @@ def _max_diff(a, b):
 
 def _run_steps(config, n):
   """(experiment, state after n steps, compiled HLO text of the step)."""
-  exp = train.Experiment(config)
+  exp = run_lib.Experiment(config)
   state, arrays, health = exp.init_state(), exp.device_arrays(), exp.new_health()
   compiled = exp.step_fn.lower(state, arrays, health).compile()
   for _ in range(n):
@@ -145,7 +146,7 @@ def test_two_processes_match_one_process(idx_dir, tmp_path):
   assert 'finished 6 steps' in outs[0][0] and 'finished' not in outs[1][0]
 
   ref = train.train_and_evaluate(_dcgan(idx_dir, num_devices=1), str(tmp_path / 'one'))
-  exp = train.Experiment(_dcgan(idx_dir, num_devices=1))
+  exp = run_lib.Experiment(_dcgan(idx_dir, num_devices=1))
   ckpt = checkpointing.Checkpoints(os.path.join(work, 'checkpoints'), create=False)
   step, two = ckpt.restore_latest_good(exp.abstract_state())
   ckpt.close()

@@ -179,8 +179,8 @@ def test_shared_g_forward_equals_the_two_forward_step_on_the_same_latents(loss, 
   def manual_step(state):
     z = steps.d_latents(d_key, 8, cfg)
     state, _ = steps.d_step(state, reals[0], d_key, cfg)
-    return steps.g_step(state, jax.random.fold_in(rng, 1), 8, cfg,
-                        real=reals[0] if cfg.g_needs_real else None, z=z)
+    return steps.g_step_on_latents(state, z, jax.random.fold_in(rng, 1), cfg,
+                                   real=reals[0] if cfg.g_needs_real else None)
 
   manual, mm = manual_step(state)
   # Adam's first update is ~lr * sign(grad): float rounding in near-zero gradients of the two
@@ -234,4 +234,27 @@ def test_unknown_compute_dtype_is_a_config_error():
   c.compute_dtype = 'float8'
   with pytest.raises(Exception, match=r"config.compute_dtype='float8' .*valid: float32, bfloat16, "
                      r"float16"):
-    train.validate_config(c)
+    config_base.validate_config(c)
+
+
+@pytest.mark.parametrize('penalty', ['r1', 'r2'])
+def test_penalty_of_a_batchnorm_d_does_not_couple_the_samples(penalty):
+  """The DCGAN's D has BatchNorm. Its penalty must see each sample through D alone (inference
+  mode): the R1 (on reals) or R2 (on fakes) of a batch is then the mean of the penalties of its
+  samples taken one at a time. In training mode BN normalises by the batch's statistics and
+  couples them (the bug this guards against; a batch-of-one BN output is even constant)."""
+  state = _dcgan_state()
+  # Non-trivial running statistics, as after some training.
+  stats = jax.tree.map(lambda v: v + 0.3 * jax.random.normal(jax.random.key(7), v.shape),
+                       state.d.batch_stats)
+  state = state.replace(d=state.d.replace(batch_stats=stats))
+  reals = jax.random.uniform(jax.random.key(1), (4, 28, 28, 1), minval=-1, maxval=1)
+  fakes = steps.generate(state, jax.random.normal(jax.random.key(2), (4, 16)), train=True,
+                         use_ema=False)
+  cfg = steps.StepConfig(latent_dim=16, penalty=penalty, penalty_weight=1.0)
+  key = jax.random.key(3)
+  whole = float(steps.d_step_on_fakes(state, reals, fakes, key, cfg)[1]['penalty'])
+  singles = [float(steps.d_step_on_fakes(state, reals[i:i + 1], fakes[i:i + 1], key, cfg)[1][
+      'penalty']) for i in range(4)]
+  assert whole > 0 and len(set(singles)) == 4
+  np.testing.assert_allclose(whole, np.mean(singles), rtol=1e-4)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from gan_jax import study, train
+from gan_jax import config_base, study
+from gan_jax import run as run_lib
 from gan_jax.errors import UserError
 
 
@@ -33,7 +34,7 @@ def test_r1_variant_is_the_sharp_preset():
 
 @pytest.mark.parametrize('name', sorted(study.PRESETS))
 def test_every_preset_is_a_valid_config(name):
-  train.validate_config(study.preset_config(_grid(), name))
+  config_base.validate_config(study.preset_config(_grid(), name))
 
 
 def test_wgan_gp_preset_is_the_gulrajani_recipe_at_half_the_steps():

@@ -10,6 +10,7 @@ import pytest
 from conftest import REPO, write_idx_fixture
 from test_configs import _load
 from gan_jax import train
+from gan_jax import run as run_lib
 
 
 def _toy(steps):
@@ -49,4 +50,4 @@ def test_dcgan_trains_on_idx_fixture_with_8_devices(tmp_path):
   assert all(np.all(np.isfinite(x)) for x in leaves if np.issubdtype(np.asarray(x).dtype, np.floating))
   with pytest.raises(Exception, match='not divisible by the 8 devices'):
     c.batch_size = 12
-    train.Experiment(c)
+    run_lib.Experiment(c)

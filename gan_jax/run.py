@@ -1,0 +1,240 @@
+"""A run, built from its config: ``Experiment`` (data, models, mesh, compiled step, sampling)
+and ``restore_run`` (the same from a workdir and a checkpoint).
+
+What a notebook, ``gan_jax.sample``, ``gan_jax.evaluate`` or a study needs to rebuild a run and
+use it, without the training loop (``gan_jax.train``).
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from gan_jax import (checkpointing, config_base, data, hooks, losses, models, parallel, steps,
+                     workdir)
+from gan_jax.errors import ConfigError, UserError
+from gan_jax.state import GANState, create_state, make_optimizer
+
+def step_config(config, num_classes: int = 0) -> steps.StepConfig:
+  """The static step options. An objective implies its regulariser when none is chosen:
+  'wgan_gp' the gradient penalty, 'wgan' weight clipping at 0.01. ``num_classes`` > 0 makes the
+  step class-conditional (``Experiment.num_classes``)."""
+  penalty = config.penalty if config.penalty != 'none' else losses.PENALTY_FOR_LOSS.get(
+      config.loss, 'none')
+  clip = config.weight_clip or (0.01 if config.loss == 'wgan' else 0.0)
+  return steps.StepConfig(
+      loss=config.loss, n_critic=config.n_critic, latent_dim=config.model.latent_dim,
+      ema_decay=config.ema_decay, penalty=penalty, penalty_weight=config.penalty_weight,
+      penalty_every=config.penalty_every, weight_clip=clip,
+      label_smoothing=config.label_smoothing, instance_noise=config.instance_noise,
+      instance_noise_steps=config.instance_noise_steps,
+      feature_matching=config.feature_matching,
+      share_g_forward=config.get('share_g_forward', False), num_classes=num_classes)
+
+
+class Experiment:
+  """Models, data, mesh and compiled functions for a config: everything but the loop.
+
+  Also what ``gan_jax.sample`` uses to rebuild a run from its workdir.
+
+  Attributes:
+    num_classes: the classes G and D condition on; 0 for an unconditional model.
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict, data_shape=None, num_classes=None):
+    """Loads the data unless ``data_shape`` is given (sampling needs only the shape, and for a
+    class-conditional model ``num_classes``, the data's: ``restore_run`` reads both from the
+    run's data_info.json)."""
+    config_base.validate_config(config)
+    self.config = config
+    self.mesh = parallel.make_mesh(config.get('num_devices', 0))
+    parallel.check_batch_size(config.batch_size, self.mesh)
+    self.source = data.load_source(config.data) if data_shape is None else None
+    self.data_shape = tuple(self.source.info['shape'] if data_shape is None else data_shape)
+    if num_classes is None:
+      num_classes = self.source.info.get('num_classes') if self.source else None
+    if config.model.name in models.CONDITIONAL_MODELS and not num_classes:
+      if self.source is None:
+        raise ConfigError(f'config.model.name={config.model.name!r} is class-conditional: '
+                          'Experiment(config, data_shape=...) needs num_classes too (restore_run '
+                          "reads it from the run's data_info.json)")
+      plain = ', '.join(sorted(set(models.MODELS) - models.CONDITIONAL_MODELS))
+      raise ConfigError(
+          f'config.model.name={config.model.name!r} is class-conditional but '
+          f'config.data.name={config.data.name!r} has no class labels; use a labelled dataset '
+          f'or an unconditional model ({plain})')
+    self.g_model, self.d_model = models.build_models(
+        config.model, self.data_shape, dtype=config.get('compute_dtype', 'float32'),
+        num_classes=num_classes or 0)
+    self.num_classes = int(getattr(self.g_model, 'num_classes', 0) or 0)
+    if self.num_classes and self.source is not None and self.num_classes != num_classes:
+      # e.g. an explicit config.model.num_classes: labels outside [0, K) would be clamped.
+      raise ConfigError(f'the model conditions on {self.num_classes} classes but '
+                        f'config.data.name={config.data.name!r} has {num_classes or "no"} '
+                        'class labels; set config.model.num_classes to match (or leave it unset)')
+    self.cfg = step_config(config, self.num_classes)
+    self.root_key = jax.random.key(config.seed)
+    self._replicated = parallel.replicated(self.mesh)
+
+  def create_state(self, key) -> GANState:
+    """A fresh GANState from ``key`` (pure: jit, vmap or ``jax.eval_shape`` it). A run's own is
+    ``create_state(fold_in(key(seed), steps.RNG_INIT))``, which ``init_state`` places."""
+    c = self.config
+    return create_state(self.g_model, self.d_model, make_optimizer(c.optim, 'g', c.num_steps),
+                        make_optimizer(c.optim, 'd', c.num_steps * c.n_critic),
+                        c.model.latent_dim, self.data_shape, key, ema=c.ema_decay > 0)
+
+  def init_state(self) -> GANState:
+    init = jax.jit(self.create_state, out_shardings=self._replicated)
+    return init(jax.random.fold_in(self.root_key, steps.RNG_INIT))
+
+  def abstract_state(self):
+    shapes = jax.eval_shape(self.create_state, jax.random.fold_in(self.root_key, steps.RNG_INIT))
+    return checkpointing.abstract_like(shapes, self._replicated)
+
+  def device_arrays(self):
+    return jax.device_put(self.source.arrays, self._replicated)
+
+  def train_step(self, state: GANState, arrays, train_key):
+    """This run's ``steps.train_step_on_data`` (pure, uncompiled): one train step on batches
+    drawn from ``arrays`` (``device_arrays()``). A run's ``train_key`` is
+    ``fold_in(key(seed), steps.RNG_TRAIN)``."""
+    return steps.train_step_on_data(
+        state, arrays, train_key, self.cfg, draw=self.source.draw,
+        batch_size=self.config.batch_size, data_shape=self.data_shape,
+        batch_sharding=parallel.batch_sharding(self.mesh, batch_axis=1))
+
+  @functools.cached_property
+  def step_fn(self):
+    """Compiled ``(state, arrays, health) -> (state, metrics, health)``: ``train_step`` with
+    this run's key and ``hooks.update_health``, an on-device NaN/Inf watch of the metrics
+    (``health`` from ``new_health()``) that the host reads only at log and checkpoint steps.
+    """
+    train_key = jax.random.fold_in(self.root_key, steps.RNG_TRAIN)
+
+    def step_and_watch(state, arrays, health):
+      state, metrics = self.train_step(state, arrays, train_key)
+      return state, metrics, hooks.update_health(health, metrics, state.step)
+
+    return jax.jit(step_and_watch, donate_argnums=(0, 2),
+                   out_shardings=(self._replicated, self._replicated, self._replicated))
+
+  def new_health(self):
+    return jax.device_put(hooks.new_health(), self._replicated)
+
+  @functools.cached_property
+  def evaluator(self):
+    """FD and score against the test split, for image data when ``config.eval_num > 0``.
+
+    Raises UserError (before anything is written) when the dataset has no evaluation
+    classifier, naming the command that makes one or ``eval_num=0``: never a silent skip.
+    """
+    num = self.config.get('eval_num', 0)
+    if not num or len(self.data_shape) == 1:
+      return None
+    from gan_jax.evaluation import suite
+    try:
+      return suite.Evaluator.for_dataset(self.config.data.name, num, self.config.data)
+    except UserError as e:
+      raise UserError(f'{e} (or set --config.eval_num=0 to train without FD)') from None
+
+  def eval_samples(self, state):
+    """``eval_num`` samples from fixed latents (the same at every eval step); for a conditional
+    model made for ``class_labels(eval_num)``."""
+    return self.sample(state, self.config.eval_num, key=jax.random.fold_in(self.root_key, steps.RNG_EVAL))
+
+  @functools.cached_property
+  def _generate_jit(self):
+    return jax.jit(steps.generate, static_argnames=('train', 'use_ema'))
+
+  @property
+  def generate_fn(self):
+    """``generate_fn(state, z, train=False, use_ema=True, labels=None)``: G(z [, labels]).
+
+    ``labels`` (int ``[B]`` in ``[0, num_classes)``) are required for a conditional model and
+    refused for an unconditional one, with a UserError naming the problem.
+    """
+    return self._generate
+
+  def _generate(self, state, z, train: bool = False, use_ema: bool = True, labels=None):
+    if self.num_classes:
+      if labels is None:
+        raise UserError(f'this run is class-conditional ({self.num_classes} classes): pass '
+                        f'labels=int [{z.shape[0]}] in [0, {self.num_classes})')
+      host = np.asarray(labels)
+      if host.shape != (z.shape[0],) or not np.issubdtype(host.dtype, np.integer):
+        raise UserError(f'labels of shape {host.shape} and dtype {host.dtype}: expected one '
+                        f'integer per latent, shape ({z.shape[0]},)')
+      if host.size and (host.min() < 0 or host.max() >= self.num_classes):
+        raise UserError(f'labels must lie in [0, {self.num_classes}); got values '
+                        f'{int(host.min())}..{int(host.max())}')
+      labels = jnp.asarray(host, jnp.int32)
+    elif labels is not None:
+      raise UserError('this run is unconditional (config.model.name='
+                      f'{self.config.model.name!r}): it takes no labels')
+    return self._generate_jit(state, z, train=train, use_ema=use_ema, labels=labels)
+
+  def class_labels(self, n: int):
+    """Balanced labels for ``n`` samples of a conditional model: ``0, 1, ..., K-1, 0, 1, ...``
+    (int32 ``[n]``); None for an unconditional model. What ``sample`` uses by default, so every
+    class gets ``n / K`` samples (up to one) in evaluations."""
+    return np.arange(n, dtype=np.int32) % self.num_classes if self.num_classes else None
+
+  def grid_latents(self, n):
+    return jax.random.normal(jax.random.fold_in(self.root_key, steps.RNG_GRID), (n, self.config.model.latent_dim))
+
+  def grid_inputs(self, n: int):
+    """(latents, labels, columns) of the fixed-latent training picture of about ``n`` samples.
+
+    Unconditional: ``n`` latents, labels None, a square-ish grid. Conditional: one row per
+    class and ``max(1, n // K)`` columns; column j holds the same latent in every row, so a
+    row shows one class and a column one "style".
+    """
+    if not self.num_classes:
+      return self.grid_latents(n), None, 0
+    k = self.num_classes
+    cols = max(1, n // k)
+    z = jnp.tile(self.grid_latents(cols), (k, 1))
+    return z, np.repeat(np.arange(k, dtype=np.int32), cols), cols
+
+  def sample(self, state, n: int, key=None, use_ema=True, chunk: int = 500,
+             labels=None) -> np.ndarray:
+    """``n`` generated samples (numpy float32 in [-1, 1] for images), eval-mode G.
+
+    A conditional model makes sample i for ``labels[i]`` (int ``[n]``); by default for
+    ``class_labels(n)``, every class equally often.
+    """
+    key = jax.random.fold_in(self.root_key, steps.RNG_SAMPLE) if key is None else key
+    if self.num_classes and labels is None:
+      labels = self.class_labels(n)
+    if labels is not None:
+      labels = np.asarray(labels)
+      if labels.shape != (n,):
+        raise UserError(f'labels have shape {labels.shape}; expected ({n},), one per sample')
+    out = []
+    for i, start in enumerate(range(0, n, chunk)):
+      z = jax.random.normal(jax.random.fold_in(key, i), (min(chunk, n - start), self.config.model.latent_dim))
+      y = None if labels is None else labels[start:start + z.shape[0]]
+      out.append(np.asarray(self.generate_fn(state, z, use_ema=use_ema, labels=y)))
+    return np.concatenate(out)
+
+
+def restore_run(workdir_path, step=None):
+  """(config, data shape, Experiment, state at ``step`` or the latest) of a launch.py run."""
+  if not workdir_path:
+    raise UserError('--workdir is required: the run directory written by launch.py')
+  config, info = workdir.load_run_info(workdir_path)
+  shape, num_classes = tuple(info['shape']), info.get('num_classes')
+  ckpt = checkpointing.Checkpoints(workdir.path(workdir_path, workdir.CHECKPOINTS), create=False)
+  steps_saved = ckpt.all_steps()
+  if not steps_saved:
+    raise UserError(f'--workdir={workdir_path} has no checkpoint under {workdir_path}/checkpoints; '
+                    'train it first with launch.py')
+  if step is not None and step not in steps_saved:
+    raise UserError(f'--step={step} has no checkpoint; saved steps: {steps_saved}')
+  exp = Experiment(config, data_shape=shape, num_classes=num_classes)
+  state = ckpt.restore(exp.abstract_state(), step)
+  ckpt.close()
+  return config, shape, exp, state
