@@ -1,19 +1,16 @@
 """Trains a GAN: ``python launch.py --config=experiments/mnist.py [--workdir=runs/mnist]``.
 
-The same command runs on one CPU, on a node with k GPUs (all local devices form the mesh) and
-on many hosts: run it once per host (or per process) with the same flags. Inside a SLURM or
-Open MPI job, or on every worker of a Cloud TPU pod slice, ``jax.distributed`` starts by itself;
-elsewhere pass ``--coordinator_address=host:port --num_processes=N --process_id=i``.
-See docs/scaling.md.
-
-Exit codes: 0 done (or stopped cleanly by SIGTERM), 1 internal error or divergence, 2 bad input.
+One command for one CPU, a node of k GPUs and many hosts (run it once per host or process; in
+SLURM, Open MPI and Cloud TPU pods ``jax.distributed`` starts by itself, elsewhere pass
+``--coordinator_address --num_processes --process_id``; docs/scaling.md). Exit codes: 0 done or
+stopped cleanly by SIGTERM, 1 internal error or divergence, 2 bad input.
 """
 
 from gan_jax import allocator
 
 allocator.reexec_with_tcmalloc()  # before JAX is imported: see gan_jax/allocator.py
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from gan_jax import cli, parallel, train  # noqa: E402
@@ -31,8 +28,7 @@ flags.DEFINE_integer('process_id', None, 'This process: 0 .. num_processes - 1.'
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  cli.check_launch_args(argv, FLAGS.workdir)
   # Before anything touches a device: after it jax.devices() spans every process.
   parallel.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,
                       FLAGS.distributed)

@@ -7,20 +7,50 @@ used, and the damaged newer ones are moved aside to ``<workdir>/checkpoints.corr
 deleted) so that the run can save those step numbers again.
 """
 
+import asyncio
+import contextlib
 import os
 import shutil
 import sys
+import threading
 import time
 from typing import Optional, Tuple
 
 import jax
 import orbax.checkpoint as ocp
+from absl import logging as absl_logging
 
 from gan_jax.errors import UserError
 
 
 def _warn(msg):
   print(f'warning: {msg}', file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _quiet():
+  """Silences what orbax and tensorstore report on their own while we try to read a damaged step:
+  absl log lines, and tracebacks of their background threads and event loop. Our ``_warn`` line
+  says what happened instead."""
+  old_level = absl_logging.get_verbosity()
+  old_hooks = sys.unraisablehook, threading.excepthook
+  old_handler = None
+  absl_logging.set_verbosity(absl_logging.ERROR)
+  sys.unraisablehook = lambda *_: None
+  threading.excepthook = lambda *_: None
+  try:
+    loop = asyncio.get_event_loop_policy().get_event_loop()
+    old_handler = loop.get_exception_handler()
+    loop.set_exception_handler(lambda *_: None)
+  except RuntimeError:
+    loop = None
+  try:
+    yield
+  finally:
+    absl_logging.set_verbosity(old_level)
+    sys.unraisablehook, threading.excepthook = old_hooks
+    if loop is not None:
+      loop.set_exception_handler(old_handler)
 
 
 class Checkpoints:
@@ -38,9 +68,10 @@ class Checkpoints:
     self.manager = self._open()
 
   def _open(self):
-    return ocp.CheckpointManager(
+    with _quiet():  # orbax logs a warning for each step directory without its metadata file
+      return ocp.CheckpointManager(
         self.directory,
-        options=ocp.CheckpointManagerOptions(max_to_keep=self.keep, create=self._create))
+          options=ocp.CheckpointManagerOptions(max_to_keep=self.keep, create=self._create))
 
   def latest_step(self) -> Optional[int]:
     return self.manager.latest_step()
@@ -55,32 +86,54 @@ class Checkpoints:
   def restore_latest_good(self, abstract_state) -> Tuple[Optional[int], object]:
     """(step, state) of the newest checkpoint that restores, or (None, None) if there is none.
 
-    Unreadable newer steps get a warning naming them and are moved aside once a good step is
-    found. If every step is unreadable, raises UserError and leaves every file where it is.
+    Each step is tried on its own, with a fresh manager: a failed restore (an emptied step
+    directory, a missing or truncated file) must not spoil the attempts at older steps. Unreadable
+    newer steps get a warning naming them and are moved aside once a good step is found. If every
+    step is unreadable, raises UserError and leaves every file where it is.
     """
-    steps = self.all_steps()
+    self._warn_about_stray_files()
+    with _quiet():
+      steps = self.all_steps()
     bad = []
     for step in reversed(steps):
       try:
-        state = self.restore(abstract_state, step)
+        with _quiet():
+          state = self.restore(abstract_state, step)
       except Exception as e:  # orbax/tensorstore raise many types for damaged files
         reason = ' '.join(str(e).split())[:200]
         _warn(f'checkpoint step {step} in {self.directory} is unreadable ({type(e).__name__}: '
               f'{reason}); trying the previous one')
         bad.append(step)
+        self._reopen()
         continue
       for b in bad:
         if jax.process_index() == 0:  # one process moves the files; all restored the same step
           self._quarantine(b)
       if bad:
-        self.manager.close()
-        self.manager = self._open()
+        self._reopen()
       return step, state
     if bad:
       self.close()  # an open manager's background threads would print at exit
       raise UserError(f'no readable checkpoint in {self.directory} (steps {steps} all failed to '
                       'restore; nothing was deleted); move that directory away to start afresh')
     return None, None
+
+  def _reopen(self):
+    with _quiet():
+      try:
+        self.manager.close()
+      except Exception:  # pylint: disable=broad-except  # closing after a failed read
+        pass
+      self.manager = self._open()
+
+  def _warn_about_stray_files(self):
+    """Warns about a step number that is a file, not a directory (orbax skips it silently)."""
+    if not os.path.isdir(self.directory):
+      return
+    for name in sorted(os.listdir(self.directory)):
+      if name.isdigit() and not os.path.isdir(os.path.join(self.directory, name)):
+        _warn(f'{os.path.join(self.directory, name)} is a file, not a checkpoint step directory; '
+              'skipped it')
 
   def _quarantine(self, step):
     src = os.path.join(self.directory, str(step))

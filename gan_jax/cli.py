@@ -25,10 +25,16 @@ def _one_line(e) -> str:
 
 def _flag_error_line(e: Exception, argv) -> str:
   """One line for a flag that failed to parse, without the traceback text config_flags embeds."""
+  if isinstance(e, SyntaxError):  # a config file that does not parse
+    return (f'{e.filename}, line {e.lineno}: SyntaxError: {e.msg}; fix the config file '
+            '(--verbose shows the traceback)')
   msg = _one_line(e)
   if 'Traceback' in msg:  # an exception raised inside a config file's get_config()
-    msg = re.split(r'Traceback \(most recent call last\):', msg)[0] + re.findall(
-        r'\w+Error: (.*)$', msg)[-1]
+    frames = re.findall(r'File "([^"]+)", line (\d+)', str(e))
+    last = re.findall(r'(\w+(?:Error|Exception)): (.*)$', msg)
+    where = f' ({frames[-1][0]}, line {frames[-1][1]})' if frames else ''
+    what = f'{last[-1][0]}: {last[-1][1]}' if last else msg.split('Traceback')[-1]
+    msg = re.split(r'Traceback \(most recent call last\):', msg)[0] + what + where
   if isinstance(e, (AttributeError, KeyError)):  # an override of a key the config lacks
     overrides = [a[2:].split('=')[0] for a in argv[1:] if a.startswith('--config.')]
     key = next((o for o in overrides if o.split('.')[-1] in msg), 'config.<key>')
@@ -53,7 +59,11 @@ def _negations(argv):
 def _parse_flags(argv):
   try:
     return flags.FLAGS(_negations(argv))
-  except (flags.Error, AttributeError, KeyError, ValueError, TypeError) as e:
+  except Exception as e:  # pylint: disable=broad-except
+    # Flags and config files are the user's input: a bad value, or a config file that does not
+    # parse or whose get_config() raises. One line; --verbose shows the traceback.
+    if '--verbose' in argv:
+      raise
     print(f'error: {_flag_error_line(e, argv)}', file=sys.stderr)
     sys.exit(2)
 
@@ -69,6 +79,16 @@ def config_flag(flag_values, name='config'):
     raise errors.UserError(f'--{name}={path}: cannot load the config file '
                            f'({_one_line(e).split("Attempted")[0].strip()}); pass an existing '
                            'experiments/*.py file') from None
+
+
+def check_launch_args(argv, workdir):
+  """launch.py takes flags only, and a ``--workdir`` that is given is not empty."""
+  if len(argv) > 1:
+    raise errors.UserError(f'unexpected arguments {argv[1:]}: launch.py takes flags only, e.g. '
+                           '--config=experiments/mnist.py --workdir=runs/mnist')
+  if workdir is not None and not workdir.strip():
+    raise errors.UserError('--workdir is empty; pass a directory, or leave the flag out for '
+                           'runs/<config.name>')
 
 
 def _exit_with(code: int, e: Exception):

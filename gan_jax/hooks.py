@@ -4,7 +4,8 @@ preemption. The ``clu.periodic_actions`` idea, kept to what the loop needs.
 The loop (``gan_jax.train``) runs a step and then calls every action with a ``StepContext``; each
 action decides from the step number whether it is due. Order matters and is the loop's: the log
 and the evaluation run before the checkpoint, and every action that reads or saves the state first
-reads the on-device health word, so a poisoned state is never saved.
+reads the on-device health word, and every save first checks that the state itself is finite,
+so a poisoned state is never saved.
 """
 
 import dataclasses
@@ -53,6 +54,27 @@ def check_health(health, ckpt, step_hint: int):
   raise TrainingDiverged(
       f'non-finite {", ".join(which)} at step {first} (noticed at step {step_hint}); stopped '
       f'without saving the poisoned state; last good checkpoint: {last}')
+
+
+@jax.jit
+def _non_finite_leaves(state):
+  """On the device: the number of floating leaves of ``state`` holding a NaN or Inf."""
+  leaves = [x for x in jax.tree.leaves(state) if jnp.issubdtype(x.dtype, jnp.floating)]
+  return sum(jnp.any(~jnp.isfinite(x)).astype(jnp.int32) for x in leaves)
+
+
+def check_state_finite(state, ckpt, step: int):
+  """Raises TrainingDiverged when any floating leaf of ``state`` (params, optimizer moments, BN
+  statistics, EMA) is not finite: an update can overflow the weights while the metrics it was
+  computed from were still finite. Called before every save; one scalar comes to the host."""
+  bad = int(_non_finite_leaves(state))
+  if not bad:
+    return
+  good = [s for s in ckpt.all_steps() if s < step]
+  last = (f'step {good[-1]} in {ckpt.directory}' if good else 'none')
+  raise TrainingDiverged(
+      f'the state at step {step} holds non-finite values in {bad} array(s) (params, optimizer '
+      f'or EMA); stopped without saving it; last good checkpoint: {last}')
 
 
 @dataclasses.dataclass
@@ -171,6 +193,7 @@ class SamplesAndEval:
       metrics.update({f'eval/{k}': v for k, v in quick.items()})
       metrics['eval/num'] = num
       check_health(ctx.health, self.ckpt, ctx.step)
+      check_state_finite(ctx.state, self.ckpt, ctx.step)
       if self.best.save(ctx.step, ctx.state, quick['fd']):
         self.say(f'{exp.config.name}: step {ctx.step} has the best FD so far ({quick["fd"]:.3f}); '
                  f'saved to {self.best.directory}')
@@ -187,6 +210,7 @@ class SaveCheckpoint:
   def __call__(self, ctx: StepContext):
     if self.ckpt.should_save(ctx.step) or ctx.last or ctx.stop:
       check_health(ctx.health, self.ckpt, ctx.step)
+      check_state_finite(ctx.state, self.ckpt, ctx.step)
       self.ckpt.save(ctx.step, ctx.state)
 
 
@@ -234,5 +258,6 @@ def say_on_main(msg: str):
 
 
 __all__ = ['HEALTH_KEYS', 'LogMetrics', 'NullWriters', 'SamplesAndEval', 'SaveCheckpoint',
-           'StepContext', 'StopSignals', 'Writers', 'check_health', 'new_health', 'say_on_main',
+           'StepContext', 'StopSignals', 'Writers', 'check_health', 'check_state_finite',
+           'new_health', 'say_on_main',
            'update_health', 'write_samples']

@@ -1,10 +1,28 @@
 """Pictures: sample grids and 2-D scatter plots, written as PNG."""
 
+import contextlib
 import math
 import os
 
 import numpy as np
 from PIL import Image
+
+from gan_jax.errors import UserError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str, suffix: str):
+  """Yields a temporary path beside ``path``; on success renames it to ``path``. A failed write
+  (a read-only file system, a full disk, a directory in the way) removes the temporary file and
+  becomes a one-line UserError naming ``path``: nothing half-written is left behind."""
+  tmp = f'{path}.tmp{suffix}'
+  try:
+    yield tmp
+    os.replace(tmp, path)
+  except OSError as e:
+    with contextlib.suppress(OSError):
+      os.remove(tmp)
+    raise UserError(f'cannot write {path} ({e.strerror or e}); pass a writable file path') from None
 
 
 def to_uint8(x) -> np.ndarray:
@@ -38,9 +56,8 @@ def save_png(array: np.ndarray, path: str, scale: int = 1):
   img = Image.fromarray(array)
   if scale > 1:
     img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-  tmp = f'{path}.tmp.png'
-  img.save(tmp)
-  os.replace(tmp, path)
+  with atomic_path(path, '.png') as tmp:
+    img.save(tmp, format='PNG')
 
 
 def scatter_png(real, fake, path: str, title: str = '', lim=None) -> np.ndarray:
@@ -135,6 +152,6 @@ def save_gif(frames, path: str, duration_ms: int = 500):
   """Writes uint8 ``[H, W]``/``[H, W, 3]`` frames (equal sizes) as a looping GIF, atomically."""
   imgs = [Image.fromarray(np.asarray(f)[..., 0] if np.asarray(f).ndim == 3 and
                           np.asarray(f).shape[-1] == 1 else np.asarray(f)) for f in frames]
-  tmp = f'{path}.tmp.gif'
-  imgs[0].save(tmp, save_all=True, append_images=imgs[1:], duration=duration_ms, loop=0)
-  os.replace(tmp, path)
+  with atomic_path(path, '.gif') as tmp:
+    imgs[0].save(tmp, format='GIF', save_all=True, append_images=imgs[1:], duration=duration_ms,
+                 loop=0)

@@ -94,10 +94,28 @@ _PAD = 2  # images.grid's default gap between images
 _LABEL_TOP = _SCALE * _PAD // 2  # label bands of height _SCALE * (H + _PAD) centre on the rows
 
 
+# The file type each output flag writes.
+_SUFFIX = {'out': '.npz', 'grid': '.png', 'gif': '.gif'}
+
+
 def _check_out_path(path, flag):
+  """Refuses, before any work, an output path that names a directory, lacks its flag's suffix
+  (numpy would append '.npz' to another name) or lies in a missing directory."""
+  suffix = _SUFFIX[flag]
+  if os.path.isdir(path):
+    raise errors.UserError(f'--{flag}={path} is a directory; pass a file path ending in {suffix}')
+  if not path.lower().endswith(suffix):
+    raise errors.UserError(f'--{flag}={path} does not end in {suffix}; pass a {suffix} file path')
   parent = os.path.dirname(os.path.abspath(path))
   if not os.path.isdir(parent):
     raise errors.UserError(f'--{flag}={path}: directory {parent} does not exist; create it first')
+
+
+def _write_npz(path, **arrays):
+  """``np.savez_compressed`` to ``path`` (a .npz name), atomically; a failed write is a UserError."""
+  with images.atomic_path(path, '.npz') as tmp:
+    with open(tmp, 'wb') as f:
+      np.savez_compressed(f, **arrays)
 
 
 def check_mode(mode: str, present=()):
@@ -158,7 +176,7 @@ def run(workdir, num, out=None, grid=None, step=None, seed=0, use_ema=True):
     arr = x.astype(np.float32) if len(shape) == 1 else images.to_uint8(x)
     if arr.ndim == 4 and arr.shape[-1] == 1:
       arr = arr[..., 0]
-    np.savez_compressed(out, samples=arr)
+    _write_npz(out, samples=arr)
     print(f'wrote {arr.shape} {arr.dtype} samples to {out}')
   if grid:
     if len(shape) == 1:
@@ -316,8 +334,8 @@ def nearest(workdir, grid, rows=8, k=5, out=None, step=None, seed=0, use_ema=Tru
         f'{_quantiles(ref)}. Samples far closer than test images are near-copies.')
   if out:
     arr = images.to_uint8(fake)
-    np.savez_compressed(out, samples=arr[..., 0] if arr.shape[-1] == 1 else arr,
-                        neighbours=idx, distances=dist)
+    _write_npz(out, samples=arr[..., 0] if arr.shape[-1] == 1 else arr, neighbours=idx,
+               distances=dist)
     print(f'wrote samples, neighbours {idx.shape} and distances to {out}')
   print(f'wrote the picture to {grid}')
   return dist, idx

@@ -11,6 +11,7 @@
 Everything here reads or writes files and nothing else; ``gan_jax.run`` builds a run from them.
 """
 
+import fcntl
 import json
 import os
 import socket
@@ -79,6 +80,20 @@ def write_json(file: str, obj):
   os.replace(tmp, file)
 
 
+def _read_json(file: str):
+  """The JSON object in ``file``; a damaged file is a UserError naming it (never overwritten)."""
+  try:
+    with open(file) as f:
+      obj = json.load(f)
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise UserError(f'{file} is not valid JSON ({e}); restore it from a backup, or pass a new '
+                    '--workdir') from None
+  if not isinstance(obj, dict):
+    raise UserError(f'{file} holds a JSON {type(obj).__name__}, not an object; restore it, or '
+                    'pass a new --workdir')
+  return obj
+
+
 def check_config_matches(config, file: str) -> bool:
   """Compares ``config`` with the run's ``config.json`` at ``file`` (read-only). Returns whether
   the file must be (re)written. Raises ConfigError naming the differing keys unless
@@ -86,8 +101,7 @@ def check_config_matches(config, file: str) -> bool:
   new = _normalise(config.to_dict())
   if not os.path.exists(file):
     return True
-  with open(file) as f:
-    old = json.load(f)
+  old = _read_json(file)
   a, b = _flat(old), _flat(new)
   # A key that a later version added to the base config, at its default value, is no change:
   # runs from before it resume (e.g. model.kernels, added with its only earlier behaviour).
@@ -130,16 +144,16 @@ def load_run_info(workdir: str) -> Tuple[ml_collections.ConfigDict, Dict[str, An
     if not os.path.exists(p):
       raise UserError(f'--workdir={workdir} holds no run ({p} is missing); pass the workdir of a '
                       'run started with launch.py')
-  with open(cfg_path) as f:
-    saved = json.load(f)
+  saved = _read_json(cfg_path)
   # Defaults first, so runs saved before a key existed still load (with that key's default).
   config = config_base.base_config()
   _merge(config, saved)
   for key in ('g_hidden', 'd_hidden'):
     if key in config.model:
       config.model[key] = tuple(config.model[key])
-  with open(info_path) as f:
-    info = json.load(f)
+  info = _read_json(info_path)
+  if not isinstance(info.get('shape'), list):
+    raise UserError(f'{info_path} has no data shape; restore it, or pass a new --workdir')
   return config, info
 
 
@@ -152,15 +166,21 @@ def save_run_info(workdir: str, config, data_info: Dict[str, Any], write_config:
 
 
 class WorkdirLock:
-  """One workdir, one job: ``<workdir>/lock`` holds the owner's pid and host.
+  """One workdir, one job: an exclusive ``fcntl.flock`` on ``<workdir>/lock``, held on an open
+  descriptor for the job's life; the file names the owner (``pid host``).
 
-  A live owner makes a second launch fail with its pid; a lock left by a dead process (kill -9,
-  a crashed node) is taken over with a warning.
+  The kernel drops the lock when its holder dies (kill -9, a crash), so a stale lock is simply
+  free and two launches started at the same moment cannot both win: ``flock`` is atomic. The
+  owner's line is written only while holding the lock, and a reader that finds the lock taken
+  reports the pid in the file. A file that names a live process on this host, or any process on
+  another host (where pids mean nothing here and ``flock`` may not reach over a network file
+  system), is refused even without a held lock: the user removes it if that job is dead.
   """
 
   def __init__(self, workdir: str):
     self.path = path(workdir, LOCK_FILE)
     self.held = False
+    self._fd = None
 
   @staticmethod
   def _alive(pid: int) -> bool:
@@ -172,29 +192,57 @@ class WorkdirLock:
       return True
     return True
 
-  def acquire(self):
-    me = os.getpid()
+  def _owner(self, fd) -> Tuple[int, str]:
+    """(pid, host) written in the lock file, or (-1, '') when it holds none."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    words = os.read(fd, 4096).decode(errors='replace').split()
     try:
-      fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
+      return int(words[0]), (words[1] if len(words) > 1 else socket.gethostname())
+    except (ValueError, IndexError):
+      return -1, ''
+
+  def _refuse(self, pid, host):
+    where = (f'pid {pid}' if pid > 0 else 'pid not yet written') + (
+        f' on host {host}' if host != socket.gethostname() else '')
+    raise UserError(f'{os.path.dirname(self.path)} is in use by a live job ({where}); wait for it '
+                    f'to finish or pass another --workdir (if that job is dead, delete {self.path})')
+
+  def acquire(self):
+    me, host = os.getpid(), socket.gethostname()
+    while True:
+      fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
       try:
-        pid = int(open(self.path).read().split()[0])
-      except (OSError, ValueError, IndexError):
-        pid = -1
-      if pid > 0 and pid != me and self._alive(pid):
-        raise UserError(f'{os.path.dirname(self.path)} is in use by a live job (pid {pid}); wait '
-                        'for it to finish or pass another --workdir') from None
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      except BlockingIOError:
+        pid, owner_host = self._owner(fd)
+        os.close(fd)
+        self._refuse(pid, owner_host or host)
+      # The holder before us may have removed the file between our open and our flock: then we
+      # hold a lock on an unlinked file, and must start again on the file the path names now.
+      try:
+        same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+      except FileNotFoundError:
+        same = False
+      if same:
+        break
+      os.close(fd)
+    pid, owner_host = self._owner(fd)
+    if pid > 0 and pid != me and (owner_host != host or self._alive(pid)):
+      os.close(fd)  # a job that does not use flock (or one on another host) may still run
+      self._refuse(pid, owner_host)
+    if pid > 0 and pid != me:
       print(f'warning: taking over the stale lock {self.path} of pid {pid}, which is not running',
             file=sys.stderr, flush=True)
-      fd = os.open(self.path, os.O_CREAT | os.O_TRUNC | os.O_WRONLY)
-    with os.fdopen(fd, 'w') as f:
-      f.write(f'{me} {socket.gethostname()}\n')
-    self.held = True
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f'{me} {host}\n'.encode(), 0)
+    os.fsync(fd)
+    self._fd, self.held = fd, True
 
   def release(self):
     if self.held:
       try:
-        os.remove(self.path)
+        os.remove(self.path)  # while still holding the lock: no one can hold the old file
       except FileNotFoundError:
         pass
-      self.held = False
+      os.close(self._fd)
+      self._fd, self.held = None, False

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, subprocess_env, write_idx_fixture
+from conftest import REPO, needs_mnist, subprocess_env, write_idx_fixture
 
 TOY = '--config=experiments/toy2d.py:smoke'
 MNIST = '--config=experiments/mnist.py:smoke'
@@ -55,7 +55,33 @@ def data(tmp_path_factory):
     np.savez(dirs[f'npz_{name}'], **arrays)
   dirs['npz_garbage'] = str(root / 'garbage.npz')
   open(dirs['npz_garbage'], 'w').write('not a zip file')
+  dirs['empty'] = str(root / 'empty')
+  os.makedirs(dirs['empty'])
+  _idx(os.path.join(dirs['empty'], 'train-images-idx3-ubyte.gz'), np.zeros((0, 28, 28)))
+  _idx(os.path.join(dirs['empty'], 'train-labels-idx1-ubyte.gz'), np.zeros(0))
+  dirs['afile'] = str(root / 'afile')
+  open(dirs['afile'], 'w').write('x')
+  dirs['pngs'] = str(root / 'pngs')
+  os.makedirs(dirs['pngs'])
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  for i in range(3):
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(os.path.join(dirs['pngs'], f'{i}.png'))
+  # Config files that do not load.
+  dirs['config_syntax'] = str(root / 'syntax_cfg.py')
+  open(dirs['config_syntax'], 'w').write('def get_config(:\n  pass\n')
+  dirs['config_raises'] = str(root / 'raises_cfg.py')
+  open(dirs['config_raises'], 'w').write('def get_config():\n  raise ValueError("boom in get_config")\n')
   return dirs
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+  """A finished 6-step toy2d run (for the sample tool's output-path cases)."""
+  wd = str(tmp_path_factory.mktemp('trained') / 'run')
+  r = subprocess.run([sys.executable, 'launch.py', TOY, f'--workdir={wd}'], cwd=REPO,
+                     env=subprocess_env(), text=True, capture_output=True, timeout=300)
+  assert r.returncode == 0, r.stderr[-2000:]
+  return wd
 
 
 def _file(tmp):
@@ -70,6 +96,15 @@ def _unwritable(tmp):
     return '/sys/gan_jax_test_run'
   os.chmod(tmp, 0o500)
   return os.path.join(tmp, 'run')
+
+
+def _garbage_config_run(tmp):
+  """A workdir whose config.json is not JSON."""
+  wd = os.path.join(tmp, 'garbage')
+  os.makedirs(wd)
+  open(os.path.join(wd, 'config.json'), 'w').write('{"name": "toy2d", garbage')
+  json.dump({'name': 'ring', 'shape': [2]}, open(os.path.join(wd, 'data_info.json'), 'w'))
+  return wd
 
 
 def _changed_config_run(tmp):
@@ -155,11 +190,41 @@ CASES = [
     ('samples_not_an_npz', ('sample', ['SAMPLES=garbage', '--grid=g.png']), 'is not a readable .npz'),
     ('samples_missing_file', ('sample', ['--samples=/nonexistent/s.npz', '--grid=g.png']),
      '--samples=/nonexistent/s.npz does not exist'),
+    # Issue #24: an independent check found these crashing or misleading.
+    ('idx_zero_images', [MNIST, '--config.data.source=idx', 'DATA=empty'], 'hold zero images'),
+    ('model_width_zero', [MNIST, '--config.model.ngf=0'], 'config.model.ngf=0 must be an integer >= 1'),
+    ('seed_overflow', [TOY, '--config.seed=99999999999999999999'],
+     'config.seed=99999999999999999999 must be an integer in [0, 2**63)'),
+    ('config_syntax_error', ['CONFIG=config_syntax'], 'syntax_cfg.py, line 1: SyntaxError'),
+    ('config_get_config_raises', ['CONFIG=config_raises'],
+     'ValueError: boom in get_config ('),
+    ('garbage_config_json', [TOY, 'WORKDIR=garbage'], 'config.json is not valid JSON'),
+    ('sample_garbage_config_json', ('sample', ['WORKDIR=garbage', '--out=x.npz']),
+     'config.json is not valid JSON'),
+    ('sample_out_unwritable', ('sample', ['WORKDIR=trained', '--out=/proc/gan_jax_test.npz']),
+     'cannot write /proc/gan_jax_test.npz'),
+    ('sample_grid_is_a_directory', ('sample', ['WORKDIR=trained', '--grid=/tmp']),
+     '--grid=/tmp is a directory; pass a file path ending in .png'),
+    ('sample_out_is_a_directory', ('sample', ['WORKDIR=trained', '--out=/tmp']),
+     '--out=/tmp is a directory; pass a file path ending in .npz'),
+    ('sample_out_not_npz', ('sample', ['WORKDIR=trained', '--out=x.txt']),
+     '--out=x.txt does not end in .npz'),
+    ('launch_extra_positional', [TOY, 'extra_arg'], "unexpected arguments ['extra_arg']"),
+    ('launch_empty_workdir', [TOY, 'WORKDIR=empty'], '--workdir is empty'),
+    ('warmup_negative', [TOY, '--config.optim.warmup_steps=-5'],
+     'config.optim.warmup_steps=-5 must be an integer >= 0'),
+    ('g_lr_inf', [TOY, '--config.optim.g_lr=inf'], 'config.optim.g_lr=inf must be a finite'),
+    ('d_lr_nan', [TOY, '--config.optim.d_lr=nan'], 'config.optim.d_lr=nan must be a finite'),
+    ('penalty_weight_inf', [TOY, '--config.penalty_weight=inf'],
+     'config.penalty_weight=inf must be a finite number'),
+    ('data_dir_is_a_file', [MNIST, '--config.data.source=idx', 'DATA=afile'],
+     'is a file, not a directory'),
+    ('data_dir_of_pngs_default_source', [MNIST, 'DATA=pngs'], 'lacks train-images-idx3-ubyte'),
 ]
 
 
 @pytest.mark.parametrize('case,args,match', CASES, ids=[c[0] for c in CASES])
-def test_bad_input_gets_one_line_and_exit_2(case, args, match, data, tmp_path):
+def test_bad_input_gets_one_line_and_exit_2(case, args, match, data, tmp_path, request):
   tool, args = args if isinstance(args, tuple) else ('launch', args)
   env = subprocess_env()
   workdir = str(tmp_path / 'run')
@@ -174,8 +239,13 @@ def test_bad_input_gets_one_line_and_exit_2(case, args, match, data, tmp_path):
       argv.append(f'--config.data.dir={data[a[5:]]}')
     elif a.startswith('SAMPLES='):
       argv.append(f'--samples={data["npz_" + a[8:]]}')
+    elif a.startswith('CONFIG='):
+      argv.append(f'--config={data[a[7:]]}')
+    elif a == 'WORKDIR=trained':
+      workdir = request.getfixturevalue('trained')
     elif a.startswith('WORKDIR='):
-      workdir = {'changed': _changed_config_run, 'file': _file,
+      workdir = {'changed': _changed_config_run, 'file': _file, 'garbage': _garbage_config_run,
+                 'empty': lambda tmp: '',
                  'unwritable': _unwritable}[a[8:]](str(tmp_path))
     else:
       argv.append(a)
@@ -203,3 +273,18 @@ def test_no_hyphen_spelling_negates_only_existing_boolean_flags():
   from gan_jax import cli  # pylint: disable=g-import-not-at-top
   assert cli._negations(['prog', '--no-verbose', '--no-such-flag', '--no-verbose=1', '--verbose']) \
       == ['prog', '--noverbose', '--no-such-flag', '--no-verbose=1', '--verbose']
+
+
+@needs_mnist
+def test_evaluate_warns_when_the_file_holds_fewer_samples_than_num(tmp_path):
+  """FD at N = 10 is not comparable with FD at N = 1000: say so on stderr (and still evaluate)."""
+  path = str(tmp_path / 's10.npz')
+  np.savez(path, samples=np.zeros((10, 28, 28), np.uint8))
+  r = subprocess.run([sys.executable, '-m', 'gan_jax.evaluate', '--dataset=mnist',
+                      f'--samples={path}', '--num=1000'], cwd=REPO,
+                     env=subprocess_env(), text=True, capture_output=True, timeout=300)
+  assert r.returncode == 0, r.stderr[-2000:]
+  warnings = [l for l in r.stderr.splitlines() if l.startswith('warning:')]
+  assert len(warnings) == 1 and 'holds 10 samples, fewer than --num=1000' in warnings[0]
+  assert 'not comparable' in warnings[0]
+  assert json.loads(r.stdout.strip().splitlines()[-1])['num_fake'] == 10

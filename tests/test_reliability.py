@@ -181,3 +181,61 @@ def test_live_lock_refuses_and_stale_lock_is_taken_over(tmp_path, data_dir):
   assert r.returncode == 0, r.stderr[-2000:]
   assert f'stale lock' in r.stderr and str(dead.pid) in r.stderr
   assert not os.path.exists(os.path.join(wd, 'lock'))
+
+
+def _stderr_lines(r):
+  """stderr without the progress bar's lines."""
+  return [l for l in r.stderr.replace('\r', '\n').splitlines()
+          if l.strip() and not l.startswith('mnist:')]
+
+
+@pytest.mark.parametrize('damage', ['emptied', 'default_removed', 'manifest_removed'])
+def test_an_incomplete_newest_step_falls_back_to_the_older_good_ones(tmp_path, data_dir, damage):
+  """An emptied newest step directory (or one without its item directory) once made every older
+  step fail too; each step is now tried on its own. A fallback prints its warning lines and
+  nothing else (no orbax log lines, no tracebacks of its background threads)."""
+  import shutil  # pylint: disable=g-import-not-at-top
+  wd = str(tmp_path / 'run')
+  r = _run(_args(wd, data_dir, '--config.num_steps=9', '--config.checkpoint_every=3',
+                 '--config.keep_checkpoints=3'))
+  assert r.returncode == 0 and _ckpt_steps(wd) == [3, 6, 9]
+  newest = os.path.join(wd, 'checkpoints', '9')
+  if damage == 'emptied':
+    for name in os.listdir(newest):
+      shutil.rmtree(os.path.join(newest, name), ignore_errors=True)
+      if os.path.exists(os.path.join(newest, name)):
+        os.remove(os.path.join(newest, name))
+  elif damage == 'default_removed':
+    shutil.rmtree(os.path.join(newest, 'default'))
+  else:
+    manifests = [os.path.join(d, f) for d, _, fs in os.walk(newest) for f in fs
+                 if f == 'manifest.ocdbt']
+    assert manifests
+    for m in manifests:
+      os.remove(m)
+  r = _run(_args(wd, data_dir, '--config.num_steps=12', '--config.checkpoint_every=3',
+                 '--config.keep_checkpoints=3', '--config.allow_config_change=True'))
+  assert r.returncode == 0, r.stderr[-3000:]
+  lines = _stderr_lines(r)
+  if damage != 'manifest_removed' or lines:  # orbax may still read a step without its manifest
+    assert 'Resuming mnist from step 6' in r.stdout, (r.stdout[-500:], lines)
+    assert len(lines) == 2, lines
+    assert lines[0].startswith('warning: checkpoint step 9 ') and 'unreadable' in lines[0], lines
+    assert lines[1].startswith('warning: moved unreadable checkpoint step 9 to '), lines
+    assert os.listdir(os.path.join(wd, 'checkpoints.corrupt'))
+  assert 12 in _ckpt_steps(wd)
+
+
+def test_a_step_replaced_by_a_file_is_skipped_with_a_warning(tmp_path, data_dir):
+  import shutil  # pylint: disable=g-import-not-at-top
+  wd = str(tmp_path / 'run')
+  r = _run(_args(wd, data_dir, '--config.num_steps=6', '--config.checkpoint_every=3'))
+  assert r.returncode == 0 and _ckpt_steps(wd) == [3, 6]
+  shutil.rmtree(os.path.join(wd, 'checkpoints', '6'))
+  open(os.path.join(wd, 'checkpoints', '6'), 'w').write('not a checkpoint')
+  r = _run(_args(wd, data_dir, '--config.num_steps=6', '--config.checkpoint_every=3',
+                 '--config.allow_config_change=True'))
+  lines = _stderr_lines(r)
+  assert any(l.startswith('warning: ') and '/checkpoints/6 is a file, not a checkpoint step'
+             in l for l in lines), lines
+  assert 'Resuming mnist from step 3' in r.stdout

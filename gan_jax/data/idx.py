@@ -182,6 +182,9 @@ def load_idx_dataset(directory, split: str = 'train') -> dict:
   if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
     raise DataError(f'IDX labels {labels_path} have shape {labels.shape} and dtype '
                     f'{labels.dtype}; expected integer [N]')
+  if images.shape[0] == 0:
+    raise DataError(f'IDX images {images_path} hold zero images; expected at least one (a '
+                    'truncated download? fetch the files again)')
   if images.shape[0] != labels.shape[0]:
     raise DataError(f'{images_path} has {images.shape[0]} images but {labels_path} has '
                     f'{labels.shape[0]} labels; the two files must come from the same split')
@@ -205,6 +208,9 @@ def resolve_idx_dir(name: str, directory: str = '', split: str = 'train') -> str
   """
   if directory:
     directory = os.path.expanduser(os.fspath(directory))
+    if os.path.exists(directory) and not os.path.isdir(directory):
+      raise DataError(f'config.data.dir={directory} is a file, not a directory; point it at the '
+                      f'folder that holds {expected_file_names(split)}')
     if not os.path.isdir(directory):
       raise DataError(f'config.data.dir={directory} does not exist; point it at a folder with '
                       f'{expected_file_names(split)}, or leave it empty to search '

@@ -20,6 +20,7 @@ import difflib
 import os
 
 import numpy as np
+from absl import logging as absl_logging
 
 from gan_jax.errors import DataError
 
@@ -94,6 +95,10 @@ def load_tfds_arrays(name: str, split: str = 'train', data_dir: str = '') -> dic
   """
   tfds = _tfds()
   _check_known(name)
+  old_verbosity = absl_logging.get_verbosity()
+  # TFDS logs a warning for each half-prepared variant folder it looks at; our DataError below
+  # names the problem in one line instead.
+  absl_logging.set_verbosity(absl_logging.ERROR)
   try:
     source = tfds.data_source(name, split=split, data_dir=data_dir or None, download=False,
                               try_gcs=False)
@@ -101,6 +106,8 @@ def load_tfds_arrays(name: str, split: str = 'train', data_dir: str = '') -> dic
     raise DataError(f'unknown TFDS dataset {name!r}; see tfds.list_builders()') from e
   except (NotImplementedError, ValueError, KeyError, AssertionError, OSError) as e:
     raise _open_error(name, split, data_dir, e) from e
+  finally:
+    absl_logging.set_verbosity(old_verbosity)
 
   features = source.dataset_info.features
   if 'image' not in features:
