@@ -1,7 +1,7 @@
 #!/bin/bash
 # The lent-GPU benchmark of issue #6 in one call (device tool): benchmarks/throughput.py
-# --platform gpu for the DCGAN (f32 and bf16 compute, each with the custom up-conv and with
-# model.upconv=lax, XLA/cuDNN's own transposed conv) and the MLP GAN (its defaults, and
+# --platform gpu for the DCGAN (f32 and bf16 compute, each with model.kernels=xla_cpu, our
+# kernels, and kernels=flax, XLA/cuDNN's own layers) and the MLP GAN (its defaults, and
 # compute_dtype=bfloat16), batch 256 and 1024, alone on the GPU. Needs the repo, the MNIST IDX
 # files under $DATA (default .gpudata/), ml_collections importable. Writes $OUT/bench.txt.
 set -u
@@ -16,10 +16,8 @@ export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} GAN_JAX_COMMIT=${GAN_JAX_COMMI
 B="timeout ${LIMIT:-90} python3 benchmarks/throughput.py --platform gpu --no-peer --repeats 3 --steps $STEPS --data-dir $DATA/mnist --batch-sizes 256,1024"
 T0=$(date +%s)
 {
-  $B
-  $B --set model.upconv=lax
-  $B --set compute_dtype=bfloat16
-  $B --set compute_dtype=bfloat16 --set model.upconv=lax
+  $B --kernels xla_cpu,flax
+  $B --set compute_dtype=bfloat16 --kernels xla_cpu,flax
   $B --mlp
   $B --mlp --set compute_dtype=bfloat16
 } 2>&1 | tee "$OUT/bench.txt"

@@ -3,15 +3,20 @@
   python benchmarks/throughput.py                 # DCGAN, batch 64 and 256
   python benchmarks/throughput.py --mlp           # the MLP GAN of Goodfellow et al. (2014)
   python benchmarks/throughput.py --quick         # fewer steps and repeats (< 5 min here)
+  python benchmarks/throughput.py --kernels flax,xla_cpu   # a row per config.model.kernels
 
 Ours and the peer (shared/bench/peer_dcgan_torch.py, PyTorch, --threads = our cores) run back
 to back, alternating, ``--repeats`` times; the median is reported. Ours is the full compiled
 train step of launch.py (data drawn on device, D step, G step, EMA), timed after compilation,
 with no per-step host sync. The peer times its own loop after 20 warm-up steps.
 
-Prints a table and one JSON line per configuration (prefixed ``JSON``) with model, batch_size,
-ours/peer steps/s, ratio, compile_s, flops_per_step (XLA cost analysis of the compiled step),
-achieved FLOP/s and the fraction of the matmul roofline measured in the same run.
+``--kernels`` (default 'auto', the experiment's setting) takes a comma list of
+``config.model.kernels`` values (gan_jax/kernels: 'flax', 'xla_cpu', 'auto'); each gets its own
+row, timed in the same alternation against the same peer runs.
+
+Prints a table and one JSON line per configuration (prefixed ``JSON``) with model, kernels,
+batch_size, ours/peer steps/s, ratio, compile_s, flops_per_step (XLA cost analysis of the
+compiled step), achieved FLOP/s and the fraction of the matmul roofline measured in the same run.
 """
 
 import argparse
@@ -90,7 +95,7 @@ def _flops(cost):
 
 
 class Ours:
-  def __init__(self, config_name, batch_size, data_dir, overrides=(), run=True):
+  def __init__(self, config_name, batch_size, data_dir, overrides=(), run_step=True):
     c = load_config(config_name)
     c.batch_size = batch_size
     c.data.dir = data_dir
@@ -114,7 +119,7 @@ class Ours:
     # convolutions (custom calls), so it undercounts a DCGAN step several times over.
     self.flops = _flops(lowered.cost_analysis())
     self.flops_source = 'lowered'
-    if not run:
+    if not run_step:
       return
     compiled = lowered.compile()
     self.compile_s = time.perf_counter() - t
@@ -169,6 +174,9 @@ def main():
   ap.add_argument('--no-peer', action='store_true')
   ap.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
                   help='config override for our step, e.g. --set share_g_forward=True')
+  ap.add_argument('--kernels', default='auto',
+                  help="comma list of config.model.kernels values, a row each (auto | flax | "
+                       "xla_cpu), e.g. --kernels flax,xla_cpu")
   ap.add_argument('--platform', default=None, help='informational: cpu | gpu | tpu')
   ap.add_argument('--data-dir', default=DATA_DIR)
   ap.add_argument('--flops-only', action='store_true',
@@ -181,7 +189,7 @@ def main():
   base_steps = a.steps or (10 if a.quick else 30) * (10 if a.mlp else 1)
   threads = os.cpu_count() or 1
   if a.flops_only:
-    flops = {bs: Ours(config_name(a.mlp), bs, a.data_dir, a.set, run=False).flops for bs in sizes}
+    flops = {bs: Ours(config_name(a.mlp), bs, a.data_dir, a.set, run_step=False).flops for bs in sizes}
     print('FLOPS ' + json.dumps(flops))
     return
   device = jax.devices()[0]
@@ -194,49 +202,61 @@ def main():
   roof16 = matmul_roofline(jnp.bfloat16, n_roof)
   print(f'roofline ({n_roof}^2 matmul): f32 {roof32 / 1e9:.1f} GFLOP/s, bf16 {roof16 / 1e9:.1f} '
         'GFLOP/s')
+  kernel_sets = [k.strip() for k in a.kernels.split(',') if k.strip()]
   results = []
   for bs in sizes:
     n = max(3, base_steps * 64 // bs)
-    ours = Ours(config_name(a.mlp), bs, a.data_dir, a.set)
-    if ours.flops != ours.flops and device.platform != 'cpu':  # nan: no count from this backend
-      ours.flops = flops_on_cpu(a.mlp, [bs], a.data_dir, a.set).get(bs, float('nan'))
-      ours.flops_source = 'lowered for cpu'
+    runs = {}
+    for kern in kernel_sets:
+      overrides = list(a.set) + [f'model.kernels={kern}']
+      ours = Ours(config_name(a.mlp), bs, a.data_dir, overrides)
+      if ours.flops != ours.flops and device.platform != 'cpu':  # nan: no count from this backend
+        ours.flops = flops_on_cpu(a.mlp, [bs], a.data_dir, overrides).get(bs, float('nan'))
+        ours.flops_source = 'lowered for cpu'
+      runs[kern] = (ours, overrides, [])
     # The bf16 roofline where the step's big matmuls take bf16 operands: by compute_dtype or by
     # model.matmul_dtype, set by --set or by the experiment's own defaults (mnist_mlp.py).
-    c = ours.exp.config
+    c = next(iter(runs.values()))[0].exp.config
     bf16 = 'bfloat16' in (c.get('compute_dtype', 'float32'), c.model.get('matmul_dtype', 'float32'))
     # The host's speed drifts (shared machine): measure the peak again next to this row and keep
     # the highest seen, so the fraction is never flattered by a slow roofline run.
     roof32 = max(roof32, matmul_roofline(jnp.float32, n_roof))
     roof16 = max(roof16, matmul_roofline(jnp.bfloat16, n_roof))
     roof = roof16 if bf16 else roof32
-    ours_runs, peer_runs = [], []
+    peer_runs = []
     for _ in range(a.repeats):
-      # Untimed steps first, as the peer leaves out its first PEER_WARMUP: right after the
-      # peer's process our first step pays for caches and pages the peer took over.
-      ours.steps_per_s(OURS_WARMUP)
-      ours_runs.append(ours.steps_per_s(n))
+      for ours, _, ours_runs in runs.values():
+        # Untimed steps first, as the peer leaves out its first PEER_WARMUP: right after the
+        # peer's process our first step pays for caches and pages the peer took over.
+        ours.steps_per_s(OURS_WARMUP)
+        ours_runs.append(ours.steps_per_s(n))
       if not a.no_peer:
         peer_runs.append(peer_steps_per_s(arch, bs, n, threads))
-    o = statistics.median(ours_runs)
     p = statistics.median(peer_runs) if peer_runs else float('nan')
-    achieved = ours.flops * o
-    row = dict(model=arch, batch_size=bs, platform=device.platform,
-               device=getattr(device, 'device_kind', ''), ours_steps_per_s=round(o, 3),
-               peer_steps_per_s=round(p, 3), ratio=round(o / p, 3), ours_images_per_s=round(o * bs, 1),
-               peer_images_per_s=round(p * bs, 1), compile_s=round(ours.compile_s, 2),
-               flops_per_step=ours.flops, flops_source=ours.flops_source, flops_compiled=ours.flops_compiled, achieved_gflops=round(achieved / 1e9, 2),
-               roofline_gflops_f32=round(roof32 / 1e9, 1), roofline_gflops_bf16=round(roof16 / 1e9, 1),
-               roofline_fraction=round(achieved / roof, 3),
-               roofline_dtype='bf16' if bf16 else 'f32',
-               peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-               allocator=malloc, overrides=a.set, commit=COMMIT, timed_steps=n, repeats=a.repeats, ours_runs=[round(x, 3) for x in ours_runs],
-               peer_runs=peer_runs)
-    results.append(row)
-    print(f'{arch} batch {bs:4d}: ours {o:7.2f} steps/s ({o * bs:8.1f} img/s)  peer {p:7.2f} steps/s '
-          f'({p * bs:8.1f} img/s)  ratio {o / p:5.2f}  compile {ours.compile_s:5.1f}s  '
-          f'{ours.flops / 1e9:6.2f} GFLOP/step  {achieved / 1e9:6.1f} GFLOP/s '
-          f'({achieved / roof:5.1%} of {"bf16" if bf16 else "f32"} roofline)  peak RSS {row["peak_rss_mb"]:.0f} MB', flush=True)
+    for kern, (ours, overrides, ours_runs) in runs.items():
+      o = statistics.median(ours_runs)
+      achieved = ours.flops * o
+      row = dict(model=arch, kernels=kern, batch_size=bs, platform=device.platform,
+                 device=getattr(device, 'device_kind', ''), ours_steps_per_s=round(o, 3),
+                 peer_steps_per_s=round(p, 3), ratio=round(o / p, 3),
+                 ours_images_per_s=round(o * bs, 1), peer_images_per_s=round(p * bs, 1),
+                 compile_s=round(ours.compile_s, 2), flops_per_step=ours.flops,
+                 flops_source=ours.flops_source, flops_compiled=ours.flops_compiled,
+                 achieved_gflops=round(achieved / 1e9, 2),
+                 roofline_gflops_f32=round(roof32 / 1e9, 1),
+                 roofline_gflops_bf16=round(roof16 / 1e9, 1),
+                 roofline_fraction=round(achieved / roof, 3),
+                 roofline_dtype='bf16' if bf16 else 'f32',
+                 peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                 allocator=malloc, overrides=overrides, commit=COMMIT, timed_steps=n,
+                 repeats=a.repeats, ours_runs=[round(x, 3) for x in ours_runs],
+                 peer_runs=peer_runs)
+      results.append(row)
+      print(f'{arch} batch {bs:4d} kernels {kern:7s}: ours {o:7.2f} steps/s ({o * bs:8.1f} img/s)  '
+            f'peer {p:7.2f} steps/s ({p * bs:8.1f} img/s)  ratio {o / p:5.2f}  compile '
+            f'{ours.compile_s:5.1f}s  {ours.flops / 1e9:6.2f} GFLOP/step  {achieved / 1e9:6.1f} '
+            f'GFLOP/s ({achieved / roof:5.1%} of {"bf16" if bf16 else "f32"} roofline)  peak RSS '
+            f'{row["peak_rss_mb"]:.0f} MB', flush=True)
   for row in results:
     print('JSON ' + json.dumps(row))
 

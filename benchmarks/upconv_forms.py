@@ -7,8 +7,8 @@
 Forms (all the same function of the same 4x4 kernel, checked here against the first):
   taps        one matmul to the 16 kernel taps + overlap-add, autodiff backward
   windows     2x2 conv of the padded input to 4 Cout channels + depth-to-space, autodiff
-  lax_convT   XLA's transposed conv (lhs-dilated convolution), autodiff
-  custom      the layer's choice: the window forward, the custom VJP backward
+  lax_convT   XLA's transposed conv (lhs-dilated convolution), autodiff: kernels='flax'
+  custom      kernels='xla_cpu': the window forward, the custom VJP backward
               (tap cotangent gather + two matmuls); --bf16 adds its bf16-matmul backward
 
 "backward" is the VJP alone (the forward is dead code there: the layer is linear), "both" is
@@ -31,7 +31,7 @@ allocator.reexec_with_tcmalloc()  # GAN_JAX_TCMALLOC=0: glibc's malloc
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from gan_jax.models import layers  # noqa: E402
+from gan_jax.kernels.xla_cpu import conv_transpose  # noqa: E402
 
 
 def best_ms(fn, args, iters, repeats):
@@ -59,13 +59,13 @@ def main():
   args = ap.parse_args()
   h, cin, cout = (7, 256, 128) if args.layer == 1 else (14, 128, 1)
   x = jax.random.normal(jax.random.key(0), (args.batch_size, h, h, cin))
-  k = 0.02 * jax.random.normal(jax.random.key(1), (4, 4, cin, cout))
+  k = 0.02 * jax.random.normal(jax.random.key(1), (4, 4, cout, cin))  # [4, 4, Cout, Cin]
   g = jax.random.normal(jax.random.key(2), (args.batch_size, 2 * h, 2 * h, cout))
-  forms = {'taps': layers.upconv4x4s2_taps, 'windows': layers.upconv4x4s2_windows,
-           'lax_convT': layers.upconv4x4s2_lax, 'custom': layers.upconv4x4s2}
+  forms = {'taps': conv_transpose.upconv4x4s2_taps, 'windows': conv_transpose.upconv4x4s2_windows,
+           'lax_convT': conv_transpose.upconv4x4s2_lax, 'custom': conv_transpose.upconv4x4s2}
   if args.bf16:
-    forms['custom_bf16'] = lambda x, k: layers.upconv4x4s2(x, k, 'bfloat16')
-    forms['taps_bf16'] = lambda x, k: layers.upconv4x4s2_taps(x, k, 'bfloat16')
+    forms['custom_bf16'] = lambda x, k: conv_transpose.upconv4x4s2(x, k, 'bfloat16')
+    forms['taps_bf16'] = lambda x, k: conv_transpose.upconv4x4s2_taps(x, k, 'bfloat16')
   ref = forms['taps'](x, k)
   print(f'batch {args.batch_size}: {h}x{h}x{cin} -> {2 * h}x{2 * h}x{cout}; '
         f'{2 * args.batch_size * h * h * cin * 16 * cout / 1e9:.2f} GFLOP per product, '

@@ -9,7 +9,7 @@ import math
 
 import ml_collections
 
-from gan_jax import losses, models, penalties, state
+from gan_jax import kernels, losses, models, penalties, state
 from gan_jax.errors import ConfigError
 
 
@@ -52,12 +52,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.latent_dim = 100
   c.model.spectral_norm = False  # spectral normalisation of D's layers
   c.model.minibatch_std = False  # minibatch-stddev feature in D (a mode-collapse aid)
-  c.model.matmul_dtype = 'float32'  # float32 | bfloat16: the big matmuls (DCGAN convs, MLP
-                                   # layers) take bf16 inputs and accumulate and return f32;
-                                   # all else stays f32. For CPUs with AVX512-BF16/AMX (dcgan,
-                                   # mlp); on GPU/TPU use compute_dtype.
-  c.model.upconv = 'custom'      # custom | lax: the DCGAN's transposed convs, our window
-                                 # forward + matmul VJP (fast on XLA:CPU) or lax.conv_transpose
+  c.model.matmul_dtype = 'float32'  # float32 | bfloat16: the big matmuls (DCGAN-family convs,
+                                   # MLP layers) take bf16 inputs and accumulate and return f32;
+                                   # all else stays f32. For CPUs with AVX512-BF16/AMX (not
+                                   # sngan_resnet); on GPU/TPU use compute_dtype.
+  c.model.kernels = 'auto'       # auto | flax | xla_cpu: the layers' implementation
+                                 # (gan_jax/kernels): flax's, or our XLA:CPU kernels (same
+                                 # params); auto = xla_cpu on a CPU backend, else flax
 
   c.optim = ml_collections.ConfigDict()
   c.optim.g_lr = 2e-4
@@ -144,8 +145,20 @@ def validate_config(config: ml_collections.ConfigDict):
   nd = config.get('num_devices', 0)
   check(isinstance(nd, int) and nd >= 0,
         f'config.num_devices={nd!r} must be an integer >= 0 (0 = all devices)')
-  check(isinstance(config.seed, int) and config.seed >= 0,
-        f'config.seed={config.seed!r} must be an integer >= 0')
+  check(isinstance(config.seed, int) and 0 <= config.seed < 2**63,
+        f'config.seed={config.seed!r} must be an integer in [0, 2**63)')
+  warmup = config.optim.get('warmup_steps', 0)
+  check(isinstance(warmup, int) and warmup >= 0,
+        f'config.optim.warmup_steps={warmup!r} must be an integer >= 0 (0 = no warm-up)')
+  for key in ('ngf', 'ndf', 'g_ch', 'd_ch', 'num_classes'):
+    v = config.model.get(key)
+    if v is not None and not (key == 'num_classes' and v == 0):
+      check(isinstance(v, int) and v >= 1, f'config.model.{key}={v!r} must be an integer >= 1')
+  for key in ('g_hidden', 'd_hidden'):
+    v = config.model.get(key)
+    if v is not None:
+      check(all(isinstance(h, int) and h >= 1 for h in v),
+            f'config.model.{key}={tuple(v)!r} must list layer widths >= 1')
   check(config.model.latent_dim >= 1,
         f'config.model.latent_dim={config.model.latent_dim!r} must be >= 1')
   for net in ('g', 'd'):
@@ -178,5 +191,6 @@ def validate_config(config: ml_collections.ConfigDict):
         f'config.optim.schedule={config.optim.get("schedule")!r} is not a schedule; valid: '
         f'{", ".join(state.SCHEDULES)}')
   models.compute_dtype(config.get('compute_dtype', 'float32'))
+  kernels.resolve(config.model.get('kernels', 'auto'))
   if config.model.name not in models.MODELS:
     models.build_models(config.model, (28, 28, 1))  # raises the listing error

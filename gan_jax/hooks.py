@@ -49,11 +49,15 @@ def check_health(health, ckpt, step_hint: int):
   if first < 0:
     return
   which = [k for i, k in enumerate(HEALTH_KEYS) if mask >> i & 1]
-  good = [s for s in ckpt.all_steps() if s < first]
-  last = (f'step {good[-1]} in {ckpt.directory}' if good else 'none')
   raise TrainingDiverged(
       f'non-finite {", ".join(which)} at step {first} (noticed at step {step_hint}); stopped '
-      f'without saving the poisoned state; last good checkpoint: {last}')
+      f'without saving the poisoned state; last good checkpoint: {_last_good(ckpt, first)}')
+
+
+def _last_good(ckpt, step: int) -> str:
+  """The newest checkpoint before ``step``, for the divergence messages."""
+  good = [s for s in ckpt.all_steps() if s < step]
+  return f'step {good[-1]} in {ckpt.directory}' if good else 'none'
 
 
 @jax.jit
@@ -68,13 +72,10 @@ def check_state_finite(state, ckpt, step: int):
   statistics, EMA) is not finite: an update can overflow the weights while the metrics it was
   computed from were still finite. Called before every save; one scalar comes to the host."""
   bad = int(_non_finite_leaves(state))
-  if not bad:
-    return
-  good = [s for s in ckpt.all_steps() if s < step]
-  last = (f'step {good[-1]} in {ckpt.directory}' if good else 'none')
-  raise TrainingDiverged(
-      f'the state at step {step} holds non-finite values in {bad} array(s) (params, optimizer '
-      f'or EMA); stopped without saving it; last good checkpoint: {last}')
+  if bad:
+    raise TrainingDiverged(
+        f'the state at step {step} holds non-finite values in {bad} array(s) (params, optimizer '
+        f'or EMA); stopped without saving it; last good checkpoint: {_last_good(ckpt, step)}')
 
 
 @dataclasses.dataclass

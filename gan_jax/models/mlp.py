@@ -6,16 +6,21 @@
   G: z[100] -> 1200 ReLU -> 1200 ReLU -> 784 tanh
   D: dropout .2 -> maxout 240x5 -> dropout .5 -> maxout 240x5 -> dropout .5 -> logit
 
-The same modules with small widths and 2-D outputs serve the toy mixtures.
+The same modules with small widths and 2-D outputs serve the toy mixtures. Plain Flax: the dense
+layers are the ``dense`` field (``nn.Dense``; ``gan_jax.models.build_models`` passes
+``config.model.kernels``'s, with ``model.matmul_dtype``).
 """
 
+import functools
 import math
 from typing import Any, Sequence, Tuple
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from gan_jax.models.layers import Maxout, dense_dot_general, maybe_sn, minibatch_stddev
+from gan_jax.models.layers import Maxout, maybe_sn, minibatch_stddev
+
+ModuleDef = Any
 
 
 class Generator(nn.Module):
@@ -24,16 +29,16 @@ class Generator(nn.Module):
   hidden: Sequence[int] = (1200, 1200)
   tanh: bool = True
   dtype: Any = None
-  matmul_dtype: str = 'float32'  # 'bfloat16': the dense layers' matmuls in bf16, f32 accumulation
+  dense: ModuleDef = nn.Dense
 
   @nn.compact
   def __call__(self, z, train: bool = True):
     del train  # no BN or dropout
-    dot = dense_dot_general(self.matmul_dtype)
+    dense = functools.partial(self.dense, dtype=self.dtype)
     x = z.reshape(z.shape[0], -1)
-    for h in self.hidden:
-      x = nn.relu(nn.Dense(h, dtype=self.dtype, dot_general=dot)(x))
-    x = nn.Dense(math.prod(self.out_shape), dtype=self.dtype, dot_general=dot)(x)
+    for i, h in enumerate(self.hidden):
+      x = nn.relu(dense(h, name=f'Dense_{i}')(x))
+    x = dense(math.prod(self.out_shape), name=f'Dense_{len(self.hidden)}')(x)
     x = x.astype(jnp.float32)
     if self.tanh:
       x = jnp.tanh(x)
@@ -45,7 +50,8 @@ class Discriminator(nn.Module):
 
   Maxout layers when ``pieces > 1``, else LeakyReLU(0.2) layers. Dropout needs an rng stream
   named ``'dropout'`` when ``train``. ``spectral_norm`` wraps the dense layers of a LeakyReLU
-  net; ``minibatch_std`` appends the minibatch-stddev feature before the output layer.
+  net (and the output layer); ``minibatch_std`` appends the minibatch-stddev feature before the
+  output layer.
   """
   hidden: Sequence[int] = (240, 240)
   pieces: int = 5
@@ -54,24 +60,24 @@ class Discriminator(nn.Module):
   spectral_norm: bool = False
   minibatch_std: bool = False
   dtype: Any = None
-  matmul_dtype: str = 'float32'
+  dense: ModuleDef = nn.Dense
 
   @nn.compact
   def __call__(self, x, train: bool = True, return_features: bool = False):
-    dot = dense_dot_general(self.matmul_dtype)
+    dense = functools.partial(self.dense, dtype=self.dtype)
     x = x.reshape(x.shape[0], -1).astype(self.dtype or jnp.float32)
     x = nn.Dropout(self.input_dropout, deterministic=not train)(x)
-    for h in self.hidden:
+    for i, h in enumerate(self.hidden):
       if self.pieces > 1:
-        x = Maxout(h, self.pieces, dtype=self.dtype, matmul_dtype=self.matmul_dtype)(x)
+        x = Maxout(h, self.pieces, dtype=self.dtype, dense=self.dense, name=f'Maxout_{i}')(x)
       else:
-        dense = nn.Dense(h, dtype=self.dtype, dot_general=dot)
-        x = nn.leaky_relu(maybe_sn(dense, self.spectral_norm, train)(x), 0.2)
+        layer = maybe_sn(dense(h, name=f'Dense_{i}'), self.spectral_norm, train)
+        x = nn.leaky_relu(layer(x), 0.2)
       x = nn.Dropout(self.dropout, deterministic=not train)(x)
     features = x.astype(jnp.float32)
     if self.minibatch_std:
       x = minibatch_stddev(x)
-    logits = maybe_sn(nn.Dense(1, dtype=self.dtype, dot_general=dot), self.spectral_norm,
-                      train)(x)
+    out = dense(1, name=f'Dense_{0 if self.pieces > 1 else len(self.hidden)}')
+    logits = maybe_sn(out, self.spectral_norm, train)(x)
     logits = logits.reshape(x.shape[0]).astype(jnp.float32)
     return (logits, features) if return_features else logits

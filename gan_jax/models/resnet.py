@@ -17,7 +17,9 @@ D's first ("optimized") block has no ReLU before its first conv, and its shortcu
                h = avgpool(Conv3x3(ReLU(Conv3x3(x))));  x' = h + Conv1x1(avgpool(x)).
 ``up`` is 2x nearest-neighbour upsampling, ``avgpool`` 2x2 average pooling. Every layer of D
 (convs, the final dense layer, the projection embedding) is spectrally normalised, with one
-power iteration per training call (``layers.maybe_sn``).
+power iteration per training call (``layers.maybe_sn``). Plain Flax: the convs, BatchNorms and
+dense layers are ``conv``, ``norm`` and ``dense`` fields (flax's by default;
+``gan_jax.models.build_models`` passes those of ``config.model.kernels``).
 
 Class-conditional (``num_classes > 0``): G's BatchNorms in the blocks become
 ``ConditionalBatchNorm`` (per-class gamma, beta), and D adds the projection term of
@@ -35,6 +37,8 @@ import jax.numpy as jnp
 
 from gan_jax.models.layers import ConditionalBatchNorm, maybe_sn
 from gan_jax.models.layers import labels_for as _labels_for
+
+ModuleDef = Any
 
 __all__ = ['LAYOUTS', 'ConditionalBatchNorm', 'Discriminator', 'Generator']
 
@@ -57,18 +61,18 @@ def _avgpool(x):
   return nn.avg_pool(x, (2, 2), strides=(2, 2))
 
 
-def _conv(features, k, init, dtype, name=None):
-  return nn.Conv(features, (k, k), padding=((k // 2, k // 2),) * 2, kernel_init=init, dtype=dtype,
-                 name=name)
+def _conv(conv, features, k, init, dtype, name):
+  return conv(features, (k, k), padding=((k // 2, k // 2),) * 2, kernel_init=init, dtype=dtype,
+              name=name)
 
 
-def _bn(num_classes, train, axis_name, dtype, name):
+def _bn(norm, num_classes, train, axis_name, dtype, name):
   """BatchNorm, or class-conditional BatchNorm (called with labels) when ``num_classes > 0``."""
   kw = dict(use_running_average=not train, momentum=0.9, epsilon=1e-5, axis_name=axis_name,
             dtype=dtype, name=name)
   if num_classes:
-    return ConditionalBatchNorm(num_classes, **kw)
-  bn = nn.BatchNorm(**kw)
+    return ConditionalBatchNorm(num_classes, norm=norm, **kw)
+  bn = norm(**kw)
   return lambda x, labels: bn(x)
 
 
@@ -78,14 +82,18 @@ class GBlock(nn.Module):
   num_classes: int = 0
   bn_axis_name: Optional[str] = None
   dtype: Any = None
+  conv: ModuleDef = nn.Conv
+  norm: ModuleDef = nn.BatchNorm
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True):
-    norm = lambda name: _bn(self.num_classes, train, self.bn_axis_name, self.dtype, name)
+    norm = lambda name: _bn(self.norm, self.num_classes, train, self.bn_axis_name, self.dtype,
+                            name)
+    conv = lambda k, init, name: _conv(self.conv, self.features, k, init, self.dtype, name)
     h = _upsample(nn.relu(norm('bn1')(x, labels)))
-    h = _conv(self.features, 3, _init_res, self.dtype, 'conv1')(h)
-    h = _conv(self.features, 3, _init_res, self.dtype, 'conv2')(nn.relu(norm('bn2')(h, labels)))
-    return h + _conv(self.features, 1, _init, self.dtype, name='shortcut')(_upsample(x))
+    h = conv(3, _init_res, 'conv1')(h)
+    h = conv(3, _init_res, 'conv2')(nn.relu(norm('bn2')(h, labels)))
+    return h + conv(1, _init, 'shortcut')(_upsample(x))
 
 
 class DBlock(nn.Module):
@@ -96,11 +104,12 @@ class DBlock(nn.Module):
   optimized: bool = False
   spectral_norm: bool = True
   dtype: Any = None
+  conv: ModuleDef = nn.Conv
 
   @nn.compact
   def __call__(self, x, train: bool = True):
     sn = lambda layer: maybe_sn(layer, self.spectral_norm, train)
-    conv = lambda k, init, name: sn(_conv(self.features, k, init, self.dtype, name=name))
+    conv = lambda k, init, name: sn(_conv(self.conv, self.features, k, init, self.dtype, name))
     h = x if self.optimized else nn.relu(x)
     h = conv(3, _init_res, 'conv1')(h)
     h = conv(3, _init_res, 'conv2')(nn.relu(h))
@@ -132,21 +141,23 @@ class Generator(nn.Module):
   num_classes: int = 0
   bn_axis_name: Optional[str] = None
   dtype: Any = None
+  dense: ModuleDef = nn.Dense
+  conv: ModuleDef = nn.Conv
+  norm: ModuleDef = nn.BatchNorm
 
   @nn.compact
   def __call__(self, z, labels=None, train: bool = True):
     labels = _labels_for(self, labels, z.shape[0]) if self.num_classes else None
     b = z.shape[0]
-    x = nn.Dense(self.bottom * self.bottom * self.ch, kernel_init=_init, dtype=self.dtype,
-                 name='dense')(z.reshape(b, -1))
+    x = self.dense(self.bottom * self.bottom * self.ch, kernel_init=_init, dtype=self.dtype,
+                   name='dense')(z.reshape(b, -1))
     x = x.reshape(b, self.bottom, self.bottom, self.ch)
     for i in range(self.num_blocks):
-      x = GBlock(self.ch, self.num_classes, self.bn_axis_name, self.dtype, name=f'block{i + 1}')(
-          x, labels, train)
+      x = GBlock(self.ch, self.num_classes, self.bn_axis_name, self.dtype, self.conv, self.norm,
+                 name=f'block{i + 1}')(x, labels, train)
     # The last BN is unconditional, as in the authors' code.
-    x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                     axis_name=self.bn_axis_name, dtype=self.dtype, name='bn')(x)
-    x = _conv(self.channels, 3, _init, self.dtype, 'conv_out')(nn.relu(x))
+    x = _bn(self.norm, 0, train, self.bn_axis_name, self.dtype, 'bn')(x, None)
+    x = _conv(self.conv, self.channels, 3, _init, self.dtype, 'conv_out')(nn.relu(x))
     return jnp.tanh(x.astype(jnp.float32))
 
 
@@ -168,16 +179,18 @@ class Discriminator(nn.Module):
   num_classes: int = 0
   spectral_norm: bool = True
   dtype: Any = None
+  conv: ModuleDef = nn.Conv
+  dense: ModuleDef = nn.Dense
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True, return_features: bool = False):
-    kw = dict(spectral_norm=self.spectral_norm, dtype=self.dtype)
+    kw = dict(spectral_norm=self.spectral_norm, dtype=self.dtype, conv=self.conv)
     h = DBlock(self.ch, downsample=True, optimized=True, name='block1', **kw)(x, train)
     h = DBlock(self.ch, downsample=True, name='block2', **kw)(h, train)
     h = DBlock(self.ch, downsample=False, name='block3', **kw)(h, train)
     h = DBlock(self.ch, downsample=False, name='block4', **kw)(h, train)
     features = jnp.sum(nn.relu(h).astype(jnp.float32), axis=(1, 2))  # [B, ch]
-    logits = maybe_sn(nn.Dense(1, kernel_init=_init, name='linear'), self.spectral_norm,
+    logits = maybe_sn(self.dense(1, kernel_init=_init, name='linear'), self.spectral_norm,
                       train)(features)[:, 0]
     if self.num_classes:
       embed = maybe_sn(nn.Embed(self.num_classes, self.ch, embedding_init=_init, name='embed'),
