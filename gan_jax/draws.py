@@ -42,7 +42,7 @@ def sample_labels(key, batch_size: int, num_classes: int, axis_name: Optional[st
   return jax.lax.dynamic_slice_in_dim(y, jax.lax.axis_index(axis_name) * batch_size, batch_size)
 
 
-def fake_labels(rng, batch_size: int, cfg: 'gan_jax.steps.StepConfig'):
+def fake_labels(rng, batch_size: int, cfg):
   """The labels a step with key ``rng`` makes its fakes for (None when unconditional)."""
   if not cfg.num_classes:
     return None
@@ -50,7 +50,7 @@ def fake_labels(rng, batch_size: int, cfg: 'gan_jax.steps.StepConfig'):
                        cfg.axis_name)
 
 
-def noise_std(cfg: 'gan_jax.steps.StepConfig', step):
+def noise_std(cfg, step):
   """Instance-noise std at train step ``step``: linear decay from ``cfg.instance_noise`` to 0."""
   if cfg.instance_noise <= 0:
     return 0.0

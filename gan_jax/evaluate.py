@@ -89,19 +89,18 @@ def evaluate_samples(path, dataset, num, data_dir=''):
   if not dataset:
     raise UserError('--samples needs --dataset (e.g. --dataset mnist) to compare with')
   x = samples_lib.load_samples(path)
+  if x.shape[1:] != (28, 28, 1):  # before loading the reference set
+    raise UserError(f'--samples={path} holds images of shape {x.shape[1:]}; the {dataset} '
+                    'classifier takes (28, 28, 1)')
+  n = min(num, len(x))
+  ev = suite.Evaluator.for_dataset(dataset, n, suite.data_config(dataset, directory=data_dir))
   if len(x) < num:
     # FD and KID are biased at small N (FD grows as N falls): a figure at another N is not
     # comparable with ours at --num, so say so where it cannot be missed.
     print(f'warning: {path} holds {len(x)} samples, fewer than --num={num}: the metrics use all '
           f'{len(x)} (and as many real images), and FD/KID at N = {len(x)} are not comparable '
           f'with figures at N = {num}', file=sys.stderr)
-    num = len(x)
-  x = x[:num]
-  if x.shape[1:] != (28, 28, 1):  # before loading the reference set
-    raise UserError(f'--samples={path} holds images of shape {x.shape[1:]}; the {dataset} '
-                    'classifier takes (28, 28, 1)')
-  ev = suite.Evaluator.for_dataset(dataset, num, suite.data_config(dataset, directory=data_dir))
-  return {'samples': path, **ev(x)}
+  return {'samples': path, **ev(x[:n])}
 
 
 def main(argv):

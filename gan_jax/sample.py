@@ -43,9 +43,7 @@ The pictures in docs/images/ come from the 3000-step DCGAN run of experiments/mn
       --grid docs/images/mnist_progress.png
 """
 
-import glob
 import os
-import re
 
 import jax
 import jax.numpy as jnp
@@ -54,7 +52,8 @@ from absl import flags
 
 from gan_jax import cli, data, errors, images, latents
 from gan_jax import run as run_lib
-from gan_jax import workdir as workdir_lib
+from gan_jax import progress as progress_lib
+from gan_jax.progress import progress_picture, saved_grids  # noqa: F401  (public here too)
 from gan_jax.evaluation.samples import load_samples
 
 FLAGS = flags.FLAGS
@@ -89,9 +88,7 @@ _MODE_FLAGS = {
 }
 # Further samples, and held-out test images, scored for the summary line of --mode=nearest.
 _NEAREST_REFERENCE = 1000
-_SCALE = 2  # pixels per image pixel in the written pictures, as in training's grids
 _PAD = 2  # images.grid's default gap between images
-_LABEL_TOP = _SCALE * _PAD // 2  # label bands of height _SCALE * (H + _PAD) centre on the rows
 
 
 # The file type each output flag writes.
@@ -184,7 +181,7 @@ def run(workdir, num, out=None, grid=None, step=None, seed=0, use_ema=True):
       real = np.asarray(src.draw(src.arrays, jax.random.key(seed), min(num, 5000))['image'])
       images.scatter_png(real, x, grid, title=f'{config.name}')
     else:
-      images.save_png(images.grid(x[:num]), grid, scale=_SCALE)
+      images.save_png(images.grid(x[:num]), grid, scale=progress_lib.SCALE)
     print(f'wrote a picture of {num} samples to {grid}')
 
 
@@ -196,7 +193,7 @@ def grid_from_file(samples, grid, num):
     raise errors.UserError(f'--num={num} must be >= 1')
   _check_out_path(grid, 'grid')
   x = load_samples(samples)
-  images.save_png(images.grid(x[:num]), grid, scale=_SCALE)
+  images.save_png(images.grid(x[:num]), grid, scale=progress_lib.SCALE)
   print(f'wrote a picture of {min(num, len(x))} of the {len(x)} samples in {samples} to {grid}')
 
 
@@ -219,7 +216,7 @@ def interpolate(workdir, grid, rows=8, steps=10, step=None, seed=0, use_ema=True
   _at_least(steps, 'steps', 2, ' (each row holds both endpoints)')
   _, _, exp, state = _restore_images_run('interpolate', workdir, step)
   pic = interpolation_picture(exp, state, rows, steps, jax.random.key(seed), use_ema)
-  images.save_png(pic, grid, scale=_SCALE)
+  images.save_png(pic, grid, scale=progress_lib.SCALE)
   print(f'wrote {rows} slerp rows of {steps} steps (step {int(state.step)}) to {grid}')
 
 
@@ -232,10 +229,10 @@ def class_picture(exp, state, cols: int, key, use_ema=True) -> np.ndarray:
   x = generate(exp, state, jnp.tile(z, (num_classes, 1)), use_ema,
                labels=np.repeat(np.arange(num_classes), cols))
   pic = images.grid(x, ncol=cols)
-  pic = np.repeat(np.repeat(pic, _SCALE, 0), _SCALE, 1)
+  pic = np.repeat(np.repeat(pic, progress_lib.SCALE, 0), progress_lib.SCALE, 1)
   h = x.shape[1]
-  return images.label_left(pic, [str(c) for c in range(num_classes)], _SCALE * (h + _PAD),
-                           top=_LABEL_TOP)
+  return images.label_left(pic, [str(c) for c in range(num_classes)], progress_lib.SCALE * (h + _PAD),
+                           top=progress_lib.LABEL_TOP)
 
 
 def classes(workdir, grid, cols=8, step=None, seed=0, use_ema=True):
@@ -274,9 +271,9 @@ def nearest_picture(fake, train_images, train_features, net, k: int):
   cells = np.concatenate([np.concatenate([fake[i:i + 1], gap, train_images[idx[i]]])
                           for i in range(len(fake))])
   pic = images.grid(cells, ncol=k + 2)
-  pic = np.repeat(np.repeat(pic, _SCALE, 0), _SCALE, 1)
+  pic = np.repeat(np.repeat(pic, progress_lib.SCALE, 0), progress_lib.SCALE, 1)
   pic = images.label_left(pic, [str(i) for i in range(len(fake))],
-                          _SCALE * (fake.shape[1] + _PAD), top=_LABEL_TOP)
+                          progress_lib.SCALE * (fake.shape[1] + _PAD), top=progress_lib.LABEL_TOP)
   return pic, dist, idx
 
 
@@ -342,71 +339,6 @@ def nearest(workdir, grid, rows=8, k=5, out=None, step=None, seed=0, use_ema=Tru
 
 
 # --- progress --------------------------------------------------------------------------------
-
-def saved_grids(workdir):
-  """``[(step, path)]`` of ``<workdir>/samples/step_*.png``, ascending in step."""
-  if not workdir:
-    raise errors.UserError('--workdir is required: the run directory written by launch.py')
-  if not os.path.isdir(workdir):
-    raise errors.UserError(f'--workdir={workdir} does not exist; pass the workdir of a run '
-                           'started with launch.py')
-  found = []
-  for path in glob.glob(os.path.join(workdir, 'samples', 'step_*.png')):
-    m = re.fullmatch(r'step_(\d+)\.png', os.path.basename(path))
-    if m:
-      found.append((int(m.group(1)), path))
-  if not found:
-    raise errors.UserError(f'--workdir={workdir} has no samples/step_*.png (training writes one '
-                           'every config.eval_every steps); train it first with launch.py')
-  return sorted(found)
-
-
-def _spread(items, most: int):
-  """At most ``most`` of ``items``, evenly spaced, first and last kept."""
-  if len(items) <= most:
-    return list(items)
-  keep = np.unique(np.round(np.linspace(0, len(items) - 1, most)).astype(int))
-  return [items[i] for i in keep]
-
-
-def _read_png(path):
-  from PIL import Image
-  with Image.open(path) as img:
-    return np.asarray(img)
-
-
-def progress_picture(workdir, rows: int = 8, cols: int = 8):
-  """(strip, frames, steps) from the grids training saved in ``workdir``.
-
-  For image runs the strip has one row per eval step (at most ``rows``, evenly spaced): the
-  first ``cols`` images of that step's grid, the same latents in every row, labelled with the
-  step. ``frames`` are the full saved grids, labelled, for a GIF. For 2-D runs the strip tiles
-  the saved scatter plots (their titles name the step).
-  """
-  found = _spread(saved_grids(workdir), rows)
-  config, shape = workdir_lib.load_run(workdir)
-  steps = [s for s, _ in found]
-  pics = [_read_png(p) for _, p in found]
-  labels = [f'step {s}' for s in steps]
-  width = images.label_width(labels)
-  frames = [images.label_left(p, [t], p.shape[0], width=width) for p, t in zip(pics, labels)]
-  if len(shape) == 1:
-    return images.grid(np.stack([p[..., :3] for p in pics]), ncol=min(4, len(pics))), frames, steps
-  n = config.num_grid
-  if cols > n:
-    raise errors.UserError(f'--cols={cols} exceeds the {n} images of each saved grid '
-                           f'(config.num_grid={n})')
-  cells = []
-  for (_, path), pic in zip(found, pics):
-    try:
-      cells.append(images.ungrid(pic, n, shape, scale=_SCALE)[:cols])
-    except ValueError as e:
-      raise errors.UserError(f'{path}: {e}; config.num_grid changed during the run?') from None
-  strip = images.grid(np.concatenate(cells), ncol=cols)
-  strip = np.repeat(np.repeat(strip, _SCALE, 0), _SCALE, 1)
-  strip = images.label_left(strip, labels, _SCALE * (shape[0] + _PAD), width=width, top=_LABEL_TOP)
-  return strip, frames, steps
-
 
 def progress(workdir, grid, rows=8, cols=8, gif=None):
   _need_picture('progress', grid)

@@ -4,6 +4,7 @@ guard, the workdir lock. Each launches launch.py as a cluster would."""
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -169,14 +170,15 @@ def test_live_lock_refuses_and_stale_lock_is_taken_over(tmp_path, data_dir):
   wd = str(tmp_path / 'run')
   os.makedirs(wd)
   with open(os.path.join(wd, 'lock'), 'w') as f:
-    f.write(f'{os.getpid()} host\n')  # this test process is alive
+    f.write(f'{os.getpid()} {socket.gethostname()}\n')  # this test process is alive
   r = _run(_args(wd, data_dir))
   assert r.returncode == 2 and f'pid {os.getpid()}' in r.stderr and 'Traceback' not in r.stderr
   assert not os.path.exists(os.path.join(wd, 'checkpoints'))
   dead = subprocess.Popen(['true'])
   dead.wait()
   with open(os.path.join(wd, 'lock'), 'w') as f:
-    f.write(f'{dead.pid} host\n')
+    # A dead pid on this host (a lock naming another host is never taken over by pid).
+    f.write(f'{dead.pid} {socket.gethostname()}\n')
   r = _run(_args(wd, data_dir))
   assert r.returncode == 0, r.stderr[-2000:]
   assert f'stale lock' in r.stderr and str(dead.pid) in r.stderr
