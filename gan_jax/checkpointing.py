@@ -9,6 +9,8 @@ deleted) so that the run can save those step numbers again.
 
 import asyncio
 import contextlib
+import gc
+import logging
 import os
 import shutil
 import sys
@@ -25,6 +27,35 @@ from gan_jax.errors import UserError
 
 def _warn(msg):
   print(f'warning: {msg}', file=sys.stderr, flush=True)
+
+
+class _FailedReadLeftovers(logging.Filter):
+  """Drops the two reports a failed restore can still make after it has returned: asyncio's
+  "Task exception was never retrieved" for an orbax read task, and tensorstore's "Event loop is
+  closed" (an unraisable error) when a read finishes after orbax closed that restore's event
+  loop. Both are about a step already reported unreadable; nothing is lost."""
+
+  def filter(self, record):
+    message = record.getMessage()
+    return not ('never retrieved' in message and 'async_deserialize' in message)
+
+  @staticmethod
+  def unraisablehook(hook):
+    def drop(unraisable):
+      if not (unraisable.exc_type is RuntimeError
+              and str(unraisable.exc_value) == 'Event loop is closed'):
+        hook(unraisable)
+    drop.drops_closed_loop_errors = True
+    return drop
+
+  @classmethod
+  def install(cls):
+    """Process-wide, before the first read: those reports may come at any later time."""
+    asyncio_log = logging.getLogger('asyncio')
+    if not any(isinstance(f, cls) for f in asyncio_log.filters):
+      asyncio_log.addFilter(cls())
+    if not getattr(sys.unraisablehook, 'drops_closed_loop_errors', False):
+      sys.unraisablehook = cls.unraisablehook(sys.unraisablehook)
 
 
 @contextlib.contextmanager
@@ -92,6 +123,7 @@ class Checkpoints:
     step is unreadable, raises UserError and leaves every file where it is.
     """
     self._warn_about_stray_files()
+    _FailedReadLeftovers.install()
     with _quiet():
       steps = self.all_steps()
     bad = []
@@ -111,6 +143,8 @@ class Checkpoints:
           self._quarantine(b)
       if bad:
         self._reopen()
+        with _quiet():
+          gc.collect()  # the failed reads' tasks are reported when collected; collect them here
       return step, state
     if bad:
       self.close()  # an open manager's background threads would print at exit
