@@ -6,17 +6,21 @@
   python benchmarks/throughput.py --kernels flax,xla_cpu   # a row per config.model.kernels
 
 Ours and the peer (shared/bench/peer_dcgan_torch.py, PyTorch, --threads = our cores) run back
-to back, alternating, ``--repeats`` times; the median is reported. Ours is the full compiled
-train step of launch.py (data drawn on device, D step, G step, EMA), timed after compilation,
-with no per-step host sync. The peer times its own loop after 20 warm-up steps.
+to back, alternating, ``--repeats`` times; the median is reported. Our DCGAN is
+experiments/mnist_dcgan_classic.py (the peer's nets, batch, optimizer and one-G-forward
+algorithm, fixed whatever the default experiments/mnist.py becomes); ``--mlp`` times
+experiments/mnist_mlp.py. Ours is the full compiled train step of launch.py (data drawn on
+device, D step, G step, EMA), timed after compilation, with no per-step host sync. The peer
+times its own loop after 20 warm-up steps.
 
 ``--kernels`` (default 'auto', the experiment's setting) takes a comma list of
 ``config.model.kernels`` values (gan_jax/kernels: 'flax', 'xla_cpu', 'auto'); each gets its own
 row, timed in the same alternation against the same peer runs.
 
-Prints a table and one JSON line per configuration (prefixed ``JSON``) with model, kernels,
-batch_size, ours/peer steps/s, ratio, compile_s, flops_per_step (XLA cost analysis of the
-compiled step), achieved FLOP/s and the fraction of the matmul roofline measured in the same run.
+Prints a table and one JSON line per configuration (prefixed ``JSON``) with model, config,
+kernels, batch_size, ours/peer steps/s, ratio, compile_s, flops_per_step (XLA cost analysis of
+the compiled step), achieved FLOP/s and the fraction of the matmul roofline measured in the same
+run.
 """
 
 import argparse
@@ -58,8 +62,11 @@ DATA_DIR = os.environ.get('GAN_JAX_DATA_DIR_MNIST') or os.path.join(
 
 
 def config_name(mlp: bool) -> str:
-  """The experiment the benchmarks time: the MNIST DCGAN, or the MLP GAN with ``mlp``."""
-  return 'mnist_mlp' if mlp else 'mnist'
+  """The experiment the benchmarks time: the classic MNIST DCGAN, or the MLP GAN with ``mlp``.
+
+  Not experiments/mnist.py: its default recipe may change (issue #22), while the speed comparison
+  needs the peer's nets, batch and algorithm, which experiments/mnist_dcgan_classic.py keeps."""
+  return 'mnist_mlp' if mlp else 'mnist_dcgan_classic'
 
 
 def load_config(name):
@@ -236,7 +243,8 @@ def main():
     for kern, (ours, overrides, ours_runs) in runs.items():
       o = statistics.median(ours_runs)
       achieved = ours.flops * o
-      row = dict(model=arch, kernels=kern, batch_size=bs, platform=device.platform,
+      row = dict(model=arch, config=config_name(a.mlp), kernels=kern, batch_size=bs,
+                 platform=device.platform,
                  device=getattr(device, 'device_kind', ''), ours_steps_per_s=round(o, 3),
                  peer_steps_per_s=round(p, 3), ratio=round(o / p, 3),
                  ours_images_per_s=round(o * bs, 1), peer_images_per_s=round(p * bs, 1),
