@@ -103,6 +103,47 @@ def test_quadratic_critic_r1():
                              gamma / 2 * a**2 * np.mean(sq_fake), rtol=1e-5)
 
 
+def _nonlinear(a, b, c=0.2):
+  """D(x) = sum_j a_j x_j^2 + b_j x_j + c per sample (a, b of x's per-sample shape): its input
+  gradient 2 a x + b differs from sample to sample, unlike a linear critic's."""
+  axes = lambda x: tuple(range(1, x.ndim))
+  return lambda x: jnp.sum(a * jnp.square(x) + b * x, axis=axes(x)) + c
+
+
+def _nonlinear_r(x, a, b, gamma):
+  """gamma/2 mean_i ||2 a x_i + b||^2 in float64: R1 (x real) or R2 (x fake) of ``_nonlinear``."""
+  x, a, b = (np.asarray(v, np.float64) for v in (x, a, b))
+  g = (2 * a * x + b).reshape(x.shape[0], -1)
+  return gamma / 2 * np.mean(np.sum(np.square(g), axis=1))
+
+
+@pytest.mark.parametrize('shape', SHAPES)
+def test_registry_r1_is_taken_on_the_reals_and_r2_on_the_fakes(shape):
+  """Through the registry (the trainer's only way in), with a critic whose gradient depends on
+  x: R1 must equal its closed form on the real batch and R2 on the fake batch. The two closed
+  forms differ by far more than the tolerance, so a swap of real and fake fails."""
+  real, fake = _batches(shape)
+  fake = 2.0 + 1.5 * fake  # a fake batch unlike the real one
+  rng = np.random.RandomState(3)
+  a = jnp.asarray(rng.uniform(0.2, 1.0, shape), jnp.float32)
+  b = jnp.asarray(rng.normal(size=shape), jnp.float32)
+  d = _nonlinear(a, b)
+  gamma = 7.0
+  on_real, on_fake = _nonlinear_r(real, a, b, gamma), _nonlinear_r(fake, a, b, gamma)
+  assert abs(on_real - on_fake) > 0.5 * on_real  # the test can tell the batches apart
+  got_r1 = penalties.get_penalty('r1')(d, real, fake, KEY, gamma)
+  got_r2 = penalties.get_penalty('r2')(d, real, fake, KEY, gamma)
+  np.testing.assert_allclose(got_r1, on_real, rtol=1e-5)
+  np.testing.assert_allclose(got_r2, on_fake, rtol=1e-5)
+  # The gradient w.r.t. the critic's params (double backprop) is the closed form's too:
+  # d/db gamma/2 mean_i ||2 a x_i + b||^2 = gamma mean_i (2 a x_i + b), on the reals for R1.
+  g_b = jax.grad(lambda b: penalties.get_penalty('r1')(_nonlinear(a, b), real, fake, KEY,
+                                                       gamma))(b)
+  want = gamma * np.mean(2 * np.asarray(a, np.float64) * np.asarray(real, np.float64)
+                         + np.asarray(b, np.float64), axis=0)
+  np.testing.assert_allclose(g_b, want, rtol=1e-4, atol=1e-5)
+
+
 def test_gp_norms_are_per_sample():
   # With real == fake every interpolate is x itself whatever eps is, so the GP of the quadratic
   # critic is mean_i (a ||x_i|| - 1)^2: per-sample norms, not one norm of the whole batch.

@@ -4,6 +4,7 @@ import dataclasses
 import functools
 
 import chex
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -258,3 +259,117 @@ def test_penalty_of_a_batchnorm_d_does_not_couple_the_samples(penalty):
       'penalty']) for i in range(4)]
   assert whole > 0 and len(set(singles)) == 4
   np.testing.assert_allclose(whole, np.mean(singles), rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------------------------
+# Regularisers through d_step, against closed forms: a quadratic critic (its input gradient
+# differs from sample to sample, unlike a linear one's) and an affine G, so the fakes are known.
+
+DIM = 3
+
+
+class _QuadraticCritic(nn.Module):
+  """D(x) = sum_j a_j x_j^2 + b_j x_j + c over x's flattened features ``[B, ...] -> [B]``;
+  input gradient 2 a x + b. ``return_features`` gives the per-feature terms ``[B, d]``."""
+
+  @nn.compact
+  def __call__(self, x, train: bool = True, return_features: bool = False):
+    del train
+    x = x.reshape(x.shape[0], -1)
+    a = self.param('a', nn.initializers.ones, (x.shape[1],))
+    b = self.param('b', nn.initializers.zeros, (x.shape[1],))
+    c = self.param('c', nn.initializers.zeros, ())
+    features = a * jnp.square(x) + b * x
+    logits = jnp.sum(features, axis=1) + c
+    return (logits, features) if return_features else logits
+
+
+_A = np.array([0.3, 0.8, 0.5], np.float32)
+_B = np.array([0.4, -0.7, 0.2], np.float32)
+_OFFSET = np.array([2.0, -1.0, 1.5], np.float32)
+
+
+def _quadratic_state(lr=0.1):
+  """G(z) = z + _OFFSET (an identity Dense), D the quadratic critic with a = _A, b = _B, c = 0.1;
+  SGD(lr) for both."""
+  g = mlp.Generator(out_shape=(DIM,), hidden=(), tanh=False)
+  state = create_state(g, _QuadraticCritic(), optax.sgd(lr), optax.sgd(lr), DIM, (DIM,),
+                       jax.random.key(0))
+  g_params = {'Dense_0': {'kernel': jnp.eye(DIM), 'bias': jnp.asarray(_OFFSET)}}
+  d_params = {'a': jnp.asarray(_A), 'b': jnp.asarray(_B), 'c': jnp.float32(0.1)}
+  return state.replace(g=state.g.replace(params=g_params), d=state.d.replace(params=d_params))
+
+
+def _closed_form_r(x):
+  """gamma/2 mean_i ||2 a x_i + b||^2 without gamma (float64): R1 of reals, R2 of fakes."""
+  g = 2 * _A.astype(np.float64) * np.asarray(x, np.float64) + _B
+  return 0.5 * np.mean(np.sum(np.square(g), axis=1))
+
+
+def _d_step_fakes(rng, n, cfg):
+  """The fakes d_step makes from ``rng``: G(d_latents) = z + _OFFSET, computed by hand."""
+  return np.asarray(steps.d_latents(rng, n, cfg), np.float64) + _OFFSET
+
+
+def _flat(params):
+  return np.concatenate([np.ravel(np.asarray(v, np.float64)) for v in jax.tree.leaves(params)])
+
+
+@pytest.mark.parametrize('penalty', ['r1', 'r2'])
+def test_d_step_r1_on_reals_r2_on_fakes_with_a_quadratic_critic(penalty):
+  """The penalty d_step reports, and the change it makes to D's update, are R1's closed form on
+  the real batch (R2's on the fake batch) -- not on the other batch, which gives a value far
+  outside the tolerance."""
+  state = _quadratic_state()
+  real = jnp.asarray(np.random.RandomState(0).normal(-1.0, 0.5, (16, DIM)), jnp.float32)
+  rng, gamma, lr = jax.random.key(11), 4.0, 0.1
+  cfg = steps.StepConfig(latent_dim=DIM, loss='ns', penalty=penalty, penalty_weight=gamma)
+  fake = _d_step_fakes(rng, 16, cfg)
+  on_real, on_fake = gamma * _closed_form_r(real), gamma * _closed_form_r(fake)
+  want = on_real if penalty == 'r1' else on_fake
+  assert abs(on_real - on_fake) > 0.5 * want  # the two batches give very different penalties
+  new, m = steps.d_step(state, real, rng, cfg)
+  np.testing.assert_allclose(m['penalty'], want, rtol=1e-5)
+  # The D update: SGD moves params by -lr * (grad of the loss + grad of the penalty). The
+  # penalty's gradient w.r.t. b is gamma mean_i (2 a x_i + b) and w.r.t. a is
+  # gamma mean_i 2 x_i (2 a x_i + b), at the reals (R1) or the fakes (R2); c gets none.
+  plain, _ = steps.d_step(state, real, rng, dataclasses.replace(cfg, penalty='none'))
+  x = np.asarray(real, np.float64) if penalty == 'r1' else fake
+  grad_x = 2 * _A * x + _B
+  want_da = -lr * gamma * np.mean(2 * x * grad_x, axis=0)
+  want_db = -lr * gamma * np.mean(grad_x, axis=0)
+  np.testing.assert_allclose(new.d.params['a'] - plain.d.params['a'], want_da, rtol=1e-4,
+                             atol=1e-6)
+  np.testing.assert_allclose(new.d.params['b'] - plain.d.params['b'], want_db, rtol=1e-4,
+                             atol=1e-6)
+  np.testing.assert_allclose(new.d.params['c'], plain.d.params['c'], atol=1e-7)
+
+
+def test_d_step_lazy_penalty_is_scaled_by_penalty_every():
+  """Lazy regularisation with penalty_every=k: at a D step that is a multiple of k the reported
+  penalty, and its contribution to the update, are k times those of penalty_every=1; at the
+  other steps both are zero (the update is the unregularised one)."""
+  k = 4
+  state = _quadratic_state()
+  real = jnp.asarray(np.random.RandomState(1).normal(-1.0, 0.5, (16, DIM)), jnp.float32)
+  rng = jax.random.key(12)
+  cfg = steps.StepConfig(latent_dim=DIM, penalty='r1', penalty_weight=2.0)
+  lazy_cfg = dataclasses.replace(cfg, penalty_every=k)
+  step = jax.jit(steps.d_step, static_argnums=3)
+
+  def at(d_step_count, c):
+    s = state.replace(d=state.d.replace(step=jnp.int32(d_step_count)))
+    new, m = step(s, real, rng, c)
+    return _flat(new.d.params), float(m['penalty'])
+
+  base, _ = at(0, dataclasses.replace(cfg, penalty='none'))
+  eager, pen1 = at(0, cfg)
+  assert pen1 > 0.1
+  for count in (0, k, 3 * k):
+    lazy, pen_k = at(count, lazy_cfg)
+    np.testing.assert_allclose(pen_k, k * pen1, rtol=1e-6)
+    np.testing.assert_allclose(lazy - base, k * (eager - base), rtol=1e-4, atol=1e-7)
+  for count in (1, k - 1, k + 2):
+    lazy, pen_k = at(count, lazy_cfg)
+    assert pen_k == 0.0
+    np.testing.assert_allclose(lazy, base, rtol=1e-6, atol=1e-7)
