@@ -18,6 +18,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.name = 'base'
   c.seed = 0
   c.num_steps = 1000             # train steps (= G updates)
+  c.time_budget_s = 0.0          # wall seconds from the start of training after which the run
+                                 # stops like at num_steps (final eval, checkpoint); 0 = no limit
   c.batch_size = 64              # global batch, split over all devices
   c.num_devices = 0              # devices in the mesh: 0 = all devices of all processes (may
                                  # change between launches: checkpoints restore on any topology)
@@ -46,6 +48,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.dir = ''                # '' = $GAN_JAX_DATA_DIR/<name>, then /usr/share/datasets/<name>
   c.data.tfds_data_dir = ''      # '' = the TFDS default
   c.data.mirrors = ()            # () = built-in mirrors for source='download'
+  c.data.clusters = 0            # > 0: condition G and D on this many k-means clusters of the
+                                 # images instead of class labels (self-conditioning, label-free;
+                                 # gan_jax/data/clusters.py); needs a conditional model
 
   c.model = ml_collections.ConfigDict()
   c.model.name = 'dcgan'         # key of gan_jax.models.MODELS
@@ -140,6 +145,9 @@ def validate_config(config: ml_collections.ConfigDict):
   for key in ('log_every', 'eval_every', 'checkpoint_every', 'keep_checkpoints', 'num_grid'):
     v = config[key]
     check(isinstance(v, int) and v >= 1, f'config.{key}={v!r} must be an integer >= 1')
+  budget = config.get('time_budget_s', 0.0)
+  check(isinstance(budget, (int, float)) and budget >= 0,
+        f'config.time_budget_s={budget!r} must be a number of seconds >= 0 (0 = no limit)')
   check(0.0 <= config.ema_decay < 1.0,
         f'config.ema_decay={config.ema_decay!r} must lie in [0, 1) (0 turns EMA off)')
   nd = config.get('num_devices', 0)
@@ -190,6 +198,13 @@ def validate_config(config: ml_collections.ConfigDict):
   check(config.optim.get('schedule', 'constant') in state.SCHEDULES,
         f'config.optim.schedule={config.optim.get("schedule")!r} is not a schedule; valid: '
         f'{", ".join(state.SCHEDULES)}')
+  k = config.data.get('clusters', 0)
+  check(isinstance(k, int) and k >= 0,
+        f'config.data.clusters={k!r} must be an integer >= 0 (0 = the data\'s own labels)')
+  check(not k or config.model.name in models.CONDITIONAL_MODELS,
+        f'config.data.clusters={k} conditions the nets on clusters, but config.model.name='
+        f'{config.model.name!r} is unconditional; use one of '
+        f'{", ".join(sorted(models.CONDITIONAL_MODELS))} or set config.data.clusters=0')
   models.compute_dtype(config.get('compute_dtype', 'float32'))
   kernels.resolve(config.model.get('kernels', 'auto'))
   if config.model.name not in models.MODELS:

@@ -29,16 +29,21 @@ def sample_latents(key, batch_size: int, latent_dim: int, axis_name: Optional[st
 LABEL_TAG = 0x1abe1
 
 
-def sample_labels(key, batch_size: int, num_classes: int, axis_name: Optional[str] = None):
-  """y ~ Uniform{0, ..., num_classes - 1}, int32 ``[batch_size]``.
+def sample_labels(key, batch_size: int, num_classes: int, axis_name: Optional[str] = None,
+                  probs=()):
+  """y ~ Uniform{0, ..., num_classes - 1}, or ~ ``probs`` when given, int32 ``[batch_size]``.
 
   Under pmap ``batch_size`` is the per-device batch; as in ``sample_latents`` every device draws
   the global batch and keeps its slice.
   """
+  n = 1 if axis_name is None else jax.lax.psum(1, axis_name)
+  if probs:
+    logits = jnp.log(jnp.asarray(probs, jnp.float32))
+    y = jax.random.categorical(key, logits, shape=(n * batch_size,)).astype(jnp.int32)
+  else:
+    y = jax.random.randint(key, (n * batch_size,), 0, num_classes, jnp.int32)
   if axis_name is None:
-    return jax.random.randint(key, (batch_size,), 0, num_classes, jnp.int32)
-  n = jax.lax.psum(1, axis_name)
-  y = jax.random.randint(key, (n * batch_size,), 0, num_classes, jnp.int32)
+    return y
   return jax.lax.dynamic_slice_in_dim(y, jax.lax.axis_index(axis_name) * batch_size, batch_size)
 
 
@@ -47,7 +52,7 @@ def fake_labels(rng, batch_size: int, cfg):
   if not cfg.num_classes:
     return None
   return sample_labels(jax.random.fold_in(rng, LABEL_TAG), batch_size, cfg.num_classes,
-                       cfg.axis_name)
+                       cfg.axis_name, cfg.label_probs)
 
 
 def noise_std(cfg, step):

@@ -190,7 +190,8 @@ class SamplesAndEval:
     self.writers.image(ctx.step, 'samples', pic)
     if exp.evaluator:
       num = exp.config.eval_num
-      quick = exp.evaluator.quick(exp.eval_samples(ctx.state), labels=exp.class_labels(num))
+      labels = exp.class_labels(num) if exp.labels_are_classes else None  # for class_acc
+      quick = exp.evaluator.quick(exp.eval_samples(ctx.state), labels=labels)
       metrics.update({f'eval/{k}': v for k, v in quick.items()})
       metrics['eval/num'] = num
       check_health(ctx.health, self.ckpt, ctx.step)

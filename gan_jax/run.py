@@ -14,13 +14,15 @@ import numpy as np
 
 from gan_jax import (checkpointing, config_base, data, hooks, losses, models, parallel, steps,
                      workdir)
+from gan_jax.data import clusters
 from gan_jax.errors import ConfigError, UserError
 from gan_jax.state import GANState, create_state, make_optimizer
 
-def step_config(config, num_classes: int = 0) -> steps.StepConfig:
+def step_config(config, num_classes: int = 0, label_probs=()) -> steps.StepConfig:
   """The static step options. An objective implies its regulariser when none is chosen:
   'wgan_gp' the gradient penalty, 'wgan' weight clipping at 0.01. ``num_classes`` > 0 makes the
-  step class-conditional (``Experiment.num_classes``)."""
+  step class-conditional (``Experiment.num_classes``), its fakes' labels drawn from
+  ``label_probs`` (() = uniform)."""
   penalty = config.penalty if config.penalty != 'none' else losses.PENALTY_FOR_LOSS.get(
       config.loss, 'none')
   clip = config.weight_clip or (0.01 if config.loss == 'wgan' else 0.0)
@@ -31,7 +33,8 @@ def step_config(config, num_classes: int = 0) -> steps.StepConfig:
       label_smoothing=config.label_smoothing, instance_noise=config.instance_noise,
       instance_noise_steps=config.instance_noise_steps,
       feature_matching=config.feature_matching,
-      share_g_forward=config.get('share_g_forward', False), num_classes=num_classes)
+      share_g_forward=config.get('share_g_forward', False), num_classes=num_classes,
+      label_probs=tuple(float(p) for p in label_probs))
 
 
 class Experiment:
@@ -41,20 +44,28 @@ class Experiment:
 
   Attributes:
     num_classes: the classes G and D condition on; 0 for an unconditional model.
+    label_probs: () when the fakes' classes are drawn uniformly; with ``config.data.clusters``
+      the k-means clusters' shares, which fakes are drawn with, in training and sampling.
   """
 
-  def __init__(self, config: ml_collections.ConfigDict, data_shape=None, num_classes=None):
+  def __init__(self, config: ml_collections.ConfigDict, data_shape=None, num_classes=None,
+               label_probs=()):
     """Loads the data unless ``data_shape`` is given (sampling needs only the shape, and for a
-    class-conditional model ``num_classes``, the data's: ``restore_run`` reads both from the
-    run's data_info.json)."""
+    class-conditional model ``num_classes`` and ``label_probs``, the data's: ``restore_run``
+    reads them from the run's data_info.json)."""
     config_base.validate_config(config)
     self.config = config
     self.mesh = parallel.make_mesh(config.get('num_devices', 0))
     parallel.check_batch_size(config.batch_size, self.mesh)
     self.source = data.load_source(config.data) if data_shape is None else None
+    if self.source is not None and config.data.get('clusters', 0):
+      self.source = clusters.relabel(self.source, config.data.clusters, config.seed)
     self.data_shape = tuple(self.source.info['shape'] if data_shape is None else data_shape)
     if num_classes is None:
       num_classes = self.source.info.get('num_classes') if self.source else None
+    if self.source is not None:
+      label_probs = self.source.info.get('label_probs', ())
+    self.label_probs = tuple(float(p) for p in (label_probs or ()))
     if config.model.name in models.CONDITIONAL_MODELS and not num_classes:
       if self.source is None:
         raise ConfigError(f'config.model.name={config.model.name!r} is class-conditional: '
@@ -74,7 +85,7 @@ class Experiment:
       raise ConfigError(f'the model conditions on {self.num_classes} classes but '
                         f'config.data.name={config.data.name!r} has {num_classes or "no"} '
                         'class labels; set config.model.num_classes to match (or leave it unset)')
-    self.cfg = step_config(config, self.num_classes)
+    self.cfg = step_config(config, self.num_classes, self.label_probs)
     self.root_key = jax.random.key(config.seed)
     self._replicated = parallel.replicated(self.mesh)
 
@@ -176,11 +187,25 @@ class Experiment:
                       f'{self.config.model.name!r}): it takes no labels')
     return self._generate_jit(state, z, train=train, use_ema=use_ema, labels=labels)
 
+  @property
+  def labels_are_classes(self) -> bool:
+    """Whether the labels G is given are the data's classes (not k-means clusters): only then
+    does an evaluation report ``class_acc``."""
+    return bool(self.num_classes) and not self.label_probs
+
   def class_labels(self, n: int):
-    """Balanced labels for ``n`` samples of a conditional model: ``0, 1, ..., K-1, 0, 1, ...``
-    (int32 ``[n]``); None for an unconditional model. What ``sample`` uses by default, so every
-    class gets ``n / K`` samples (up to one) in evaluations."""
-    return np.arange(n, dtype=np.int32) % self.num_classes if self.num_classes else None
+    """Labels for ``n`` samples of a conditional model (int32 ``[n]``); None for an
+    unconditional model. What ``sample`` uses by default. Classes: balanced, ``0, 1, ..., K-1,
+    0, 1, ...``, so every class gets ``n / K`` samples (up to one). Clusters: cluster k gets its
+    share ``label_probs[k]`` of the ``n`` (largest remainders), in cluster order."""
+    if not self.num_classes:
+      return None
+    if not self.label_probs:
+      return np.arange(n, dtype=np.int32) % self.num_classes
+    share = np.asarray(self.label_probs, np.float64) * n
+    counts = np.floor(share).astype(np.int64)
+    counts[np.argsort(counts - share)[:n - counts.sum()]] += 1
+    return np.repeat(np.arange(self.num_classes, dtype=np.int32), counts)
 
   def grid_latents(self, n):
     return jax.random.normal(jax.random.fold_in(self.root_key, steps.RNG_GRID), (n, self.config.model.latent_dim))
@@ -194,6 +219,8 @@ class Experiment:
     """
     if not self.num_classes:
       return self.grid_latents(n), None, 0
+    if self.label_probs:  # clusters: a plain grid, each sample's cluster drawn by its share
+      return self.grid_latents(n), self.class_labels(n), 0
     k = self.num_classes
     cols = max(1, n // k)
     z = jnp.tile(self.grid_latents(cols), (k, 1))
@@ -227,6 +254,7 @@ def restore_run(workdir_path, step=None):
     raise UserError('--workdir is required: the run directory written by launch.py')
   config, info = workdir.load_run_info(workdir_path)
   shape, num_classes = tuple(info['shape']), info.get('num_classes')
+  label_probs = info.get('label_probs') or ()
   ckpt = checkpointing.Checkpoints(workdir.path(workdir_path, workdir.CHECKPOINTS), create=False)
   steps_saved = ckpt.all_steps()
   if not steps_saved:
@@ -234,7 +262,7 @@ def restore_run(workdir_path, step=None):
                     'train it first with launch.py')
   if step is not None and step not in steps_saved:
     raise UserError(f'--step={step} has no checkpoint; saved steps: {steps_saved}')
-  exp = Experiment(config, data_shape=shape, num_classes=num_classes)
+  exp = Experiment(config, data_shape=shape, num_classes=num_classes, label_probs=label_probs)
   state = ckpt.restore(exp.abstract_state(), step)
   ckpt.close()
   return config, shape, exp, state

@@ -7,7 +7,8 @@
 Seed i trains ``config.seed + i`` into ``<root>/seed<i>`` (``--root``, default
 ``runs/<config.name>_seeds``); a finished seed is not retrained. On a cluster run one seed per
 job with ``--only=i`` (e.g. a SLURM array), then ``--collect`` to print the table. Writes
-``<root>/seeds.md`` and ``seeds.json``; the last stdout line is the JSON.
+``<root>/seeds.md`` and ``seeds.json``; the last stdout line is the JSON. ``train_seed`` and
+``evaluate_seeds`` are the runner that ``gan_jax.sweep`` uses for each point of a grid.
 """
 
 import json
@@ -22,13 +23,19 @@ from gan_jax import cli, config_base, evaluate, train
 from gan_jax.errors import UserError
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file('config', 'experiments/mnist.py', 'Experiment config file.',
-                                lock_config=False)
-flags.DEFINE_integer('seeds', 3, 'Number of seeds.')
-flags.DEFINE_integer('only', None, 'Train just seed index i (one job per seed on a cluster).')
-flags.DEFINE_bool('collect', False, 'Train nothing; evaluate finished seeds and print the table.')
-flags.DEFINE_string('root', None, 'Folder of the seed workdirs (default runs/<name>_seeds).')
-flags.DEFINE_integer('num', 10000, 'Samples per evaluation.')
+
+
+def define_flags():
+  """The CLI's flags (defined only when run as a command, so importing this module for
+  ``train_seed`` / ``evaluate_seeds`` defines none: gan_jax.sweep has flags of the same names)."""
+  config_flags.DEFINE_config_file('config', 'experiments/mnist.py', 'Experiment config file.',
+                                  lock_config=False)
+  flags.DEFINE_integer('seeds', 3, 'Number of seeds.')
+  flags.DEFINE_integer('only', None, 'Train just seed index i (one job per seed on a cluster).')
+  flags.DEFINE_bool('collect', False, 'Train nothing; evaluate finished seeds and print the table.')
+  flags.DEFINE_string('root', None, 'Folder of the seed workdirs (default runs/<name>_seeds).')
+  flags.DEFINE_integer('num', 10000, 'Samples per evaluation.')
+
 
 METRICS = ('fd', 'score', 'kid', 'precision', 'recall', 'density', 'coverage', 'classes_covered',
            'class_acc',
@@ -41,17 +48,59 @@ def seed_config(base, i):
   return c
 
 
+def seed_workdir(root: str, i: int) -> str:
+  return os.path.join(root, f'seed{i}')
+
+
+def has_checkpoint(workdir: str) -> bool:
+  """Whether ``workdir`` holds a checkpoint (a finished, or a stopped, run)."""
+  return os.path.exists(os.path.join(workdir, 'checkpoints'))
+
+
+def train_seed(base, root: str, i: int):
+  """Trains seed ``i`` of ``base`` (seed ``base.seed + i``) into ``<root>/seed<i>``; resumes a
+  stopped run, and returns at once for a finished one. Returns (train steps done, wall seconds
+  of this call)."""
+  t = time.time()
+  state = train.train_and_evaluate(seed_config(base, i), seed_workdir(root, i))
+  return int(state.step), round(time.time() - t, 1)
+
+
+def evaluate_seeds(root: str, indices, num: int, wall=None):
+  """{i: ``evaluate.evaluate_run`` of ``<root>/seed<i>`` at ``num`` samples (EMA G), plus
+  ``train_wall_s`` from ``wall`` (None when unknown)} over the seed ``indices`` that hold a
+  checkpoint."""
+  results = {}
+  for i in indices:
+    workdir = seed_workdir(root, i)
+    if not has_checkpoint(workdir):
+      print(f'seed {i}: no run in {workdir} yet; left out of the table')
+      continue
+    results[i] = evaluate.evaluate_run(workdir, num)
+    results[i]['train_wall_s'] = (wall or {}).get(i)
+  return results
+
+
+def summarise(results):
+  """{metric: {'mean', 'sd' (ddof 1; 0 for one seed), 'values'}} over the seeds in ``results``
+  ({seed: metrics}), for each of ``METRICS`` that every seed has."""
+  summary = {}
+  for k in METRICS:
+    if all(k in r for r in results.values()):
+      v = np.array([r[k] for r in results.values()], np.float64)
+      sd = float(v.std(ddof=1)) if len(v) > 1 else 0.0
+      summary[k] = {'mean': float(v.mean()), 'sd': sd, 'values': v.tolist()}
+  return summary
+
+
 def table(results, name):
-  keys = [k for k in METRICS if all(k in r for r in results.values())]
+  summary = summarise(results)
   lines = [f'{name}: {len(results)} seeds ({", ".join(map(str, results))}), N = '
            f'{next(iter(results.values())).get("num_fake", "-")} samples each', '',
            '| metric | mean ± sd | per seed |', '|---|---|---|']
-  summary = {}
-  for k in keys:
-    v = np.array([r[k] for r in results.values()], np.float64)
-    sd = float(v.std(ddof=1)) if len(v) > 1 else 0.0
-    summary[k] = {'mean': float(v.mean()), 'sd': sd, 'values': v.tolist()}
-    lines.append(f'| {k} | {v.mean():.4g} ± {sd:.2g} | {", ".join(f"{x:.4g}" for x in v)} |')
+  for k, s in summary.items():
+    lines.append(f'| {k} | {s["mean"]:.4g} ± {s["sd"]:.2g} | '
+                 f'{", ".join(f"{x:.4g}" for x in s["values"])} |')
   return '\n'.join(lines), summary
 
 
@@ -69,19 +118,10 @@ def main(argv):
   wall = {}
   if not FLAGS.collect:
     for i in indices:
-      t = time.time()
-      train.train_and_evaluate(seed_config(base, i), os.path.join(root, f'seed{i}'))
-      wall[i] = round(time.time() - t, 1)
+      wall[i] = train_seed(base, root, i)[1]
     if FLAGS.only is not None:
       return
-  results = {}
-  for i in range(FLAGS.seeds):
-    workdir = os.path.join(root, f'seed{i}')
-    if not os.path.exists(os.path.join(workdir, 'checkpoints')):
-      print(f'seed {i}: no run in {workdir} yet; left out of the table')
-      continue
-    results[i] = evaluate.evaluate_run(workdir, FLAGS.num)
-    results[i]['train_wall_s'] = wall.get(i)
+  results = evaluate_seeds(root, range(FLAGS.seeds), FLAGS.num, wall)
   if not results:
     raise UserError(f'no finished seed under {root}; train them first (drop --collect)')
   text, summary = table(results, f'{base.name} ({root})')
@@ -98,4 +138,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  define_flags()
   cli.run(main)

@@ -63,6 +63,8 @@ class StepConfig:
       its pullback reused by the G update; ``n_critic == 1``).
     num_classes: classes of a class-conditional G and D (0 = unconditional). The steps then
       take the real labels and draw the fake ones.
+    label_probs: the fakes' label distribution, one probability per class; () = uniform
+      (k-means clusters of unequal size: ``gan_jax.data.clusters``).
   """
   loss: str = 'ns'
   n_critic: int = 1
@@ -79,6 +81,7 @@ class StepConfig:
   feature_matching: bool = False
   share_g_forward: bool = False
   num_classes: int = 0
+  label_probs: Tuple[float, ...] = ()
 
   @property
   def g_needs_real(self) -> bool:

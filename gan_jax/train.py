@@ -19,6 +19,7 @@ import time
 
 import jax
 import ml_collections
+import numpy as np
 from tqdm import tqdm
 
 from gan_jax import checkpointing, config_base, hooks, parallel, workdir
@@ -53,6 +54,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir_path: str) -> 
     lock.release()
 
 
+def _over_budget(t0: float, budget: float) -> bool:
+  """Whether ``budget`` seconds have passed since ``t0`` on any process (the same answer on
+  every process: all of them must stop, evaluate and save at the same step)."""
+  over = time.time() - t0 >= budget
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    over = bool(np.any(multihost_utils.process_allgather(np.int32(over))))
+  return over
+
+
 def _compile(exp: Experiment, state, arrays, health):
   """The compiled train step and the seconds its compilation took."""
   t0 = time.time()
@@ -84,6 +95,7 @@ def _train(exp: Experiment, workdir_path: str, signals: hooks.StopSignals) -> GA
           if exp.evaluator else None)
   arrays, health = exp.device_arrays(), exp.new_health()
   t0 = time.time()
+  budget = config.get('time_budget_s', 0.0)
   step_fn, compile_s = _compile(exp, state, arrays, health)
   bar = tqdm(total=config.num_steps, initial=start, desc=config.name, unit='step',
              dynamic_ncols=True, mininterval=1.0, disable=not main)
@@ -99,9 +111,12 @@ def _train(exp: Experiment, workdir_path: str, signals: hooks.StopSignals) -> GA
       state, metrics, health = step_fn(state, arrays, health)
       bar.update(1)
       done = step + 1
-      stopped = signals.agreed(done, config.log_every)
-      ctx = hooks.StepContext(done, state, metrics, health, last=done == config.num_steps,
-                              stop=stopped)
+      # config.time_budget_s ends the run like num_steps (a final eval and checkpoint), checked
+      # at log steps.
+      over = budget > 0 and done % config.log_every == 0 and _over_budget(t0, budget)
+      stopped = signals.agreed(done, config.log_every) or ('the time budget' if over else None)
+      ctx = hooks.StepContext(done, state, metrics, health, stop=stopped,
+                              last=done == config.num_steps or over)
       for action in actions:
         action(ctx)
       if stopped:
@@ -112,12 +127,13 @@ def _train(exp: Experiment, workdir_path: str, signals: hooks.StopSignals) -> GA
     ckpt.close()
     if best:
       best.close()
-  if stopped:
+  if stopped and not over:
     say(f'{config.name}: received {stopped} at step {done}; saved a checkpoint at step {done} '
         f'and stopped. Relaunch the same command to continue.')
     return state
-  hooks.write_samples(exp, state, final_png, config.num_steps)
+  hooks.write_samples(exp, state, final_png, done)
   jax.block_until_ready(state)
-  say(f'{config.name}: finished {config.num_steps} steps in {time.time() - t0:.1f}s '
+  why = ' (config.time_budget_s)' if over else ''
+  say(f'{config.name}: finished {done} steps{why} in {time.time() - t0:.1f}s '
       f'(compile {compile_s:.1f}s); samples in {final_png}')
   return state
