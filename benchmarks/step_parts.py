@@ -3,7 +3,7 @@
   python benchmarks/step_parts.py                  # batch 64
   python benchmarks/step_parts.py --batch-size 256
 
-Parts, at the default MNIST DCGAN (experiments/mnist.py): G forward (train-mode BN); G forward
+Parts, at the classic MNIST DCGAN (experiments/mnist_dcgan_classic.py, what benchmarks/throughput.py times): G forward (train-mode BN); G forward
 plus the pullback to G's params (what the G update needs of G); D forward on one batch; D
 gradients w.r.t. its params (the D update's backward, per batch); D gradients w.r.t. its input
 (what carries the G update's signal back into G); the two Adam updates; and the whole compiled

@@ -1,53 +1,61 @@
-"""DCGAN on MNIST: the default worked example.
+"""DCGAN on MNIST, self-conditioned on k-means clusters: the default worked example.
 
   python launch.py --config=experiments/mnist.py --workdir=runs/mnist
+  python -m gan_jax.evaluate --workdir=runs/mnist --num 10000
 
-The classic 28x28 DCGAN (same nets as shared/bench/peer_dcgan_torch.py --arch dcgan): Adam 2e-4,
-beta1 0.5, batch 64, non-saturating loss, EMA of G. The convolutions' matmuls take bf16 operands
-with float32 accumulation (``model.matmul_dtype``; params, optimizer and all else float32).
-G runs forward once per step and the G update reuses it (``share_g_forward``), as the peer does.
+Unconditional generation (no labels are used), with the recipe that won our search (issue #22,
+README "Experiments"). The nets are the 28x28 DCGAN of the PyTorch peer; what changed from the
+2016 recipe (kept as experiments/mnist_dcgan_classic.py, the speed benchmark's reference):
 
-Measured, N = 10 000 samples per seed, 3000 steps:
-- this default (bf16 operands, shared G forward), 4 seeds on the 2-core CPU, commit 5fe4de3: FD
-  158.0 ± 4.1, score 6.44 ± 0.02, KID 30.6 ± 0.7, precision 0.598 ± 0.022, recall 0.746 ±
-  0.023, density 0.444 ± 0.025, coverage 0.331 ± 0.010, 10/10 classes; the same seeds with
-  two G forwards: FD 157.5 ± 1.5, recall 0.733 ± 0.032 (benchmarks/README.md);
-- bf16 matmul operands, two G forwards, 3 seeds on one NVIDIA H100, commit 20b7396: FD
-  155.5 ± 2.3, score 6.41 ± 0.07, KID 30.0 ± 0.3, precision 0.592 ± 0.001, recall 0.744 ± 0.007, density
-  0.435 ± 0.001, coverage 0.331 ± 0.009, 10/10 classes;
-- float32 matmuls, the same GPU and commit: FD 155.1 ± 0.4, score 6.44 ± 0.08, KID 29.9 ± 0.5,
-  precision 0.596 ± 0.016, recall 0.740 ± 0.018, density 0.436 ± 0.012, coverage 0.329 ± 0.009;
-  every metric within seed variance of the bf16 runs (README, "Results").
-Float32 on one NVIDIA H200 (commit 60941da): FD 156.7 ± 4.1. On the 2-core CPU dev machine
-(AVX-512 host) float32 seed 0 took 11 min 34 s and gave FD 159.4. The final EMA grid shows
-readable digits of all ten classes with some malformed strokes: docs/images/mnist_dcgan_final.png.
-On a CPU without bf16 dot units (no AVX512-BF16 or AMX) set ``model.matmul_dtype='float32'``.
-Variant ``:smoke`` (6 steps) is for tests.
+* **Self-conditioning** (Liu et al., 2020): before training, the training images are clustered
+  by k-means on their first 50 principal components (``config.data.clusters``;
+  gan_jax/data/clusters.py). G gets the cluster of each fake concatenated to z, D is a projection
+  discriminator (the model of experiments/mnist_cond.py), and fakes are made for clusters drawn
+  with the clusters' sizes. An unconditional G must stretch one Gaussian over ten separate
+  digits and spends a short run drawing shapes between them; a cluster tells it which one.
+  Sampling and evaluation draw the clusters with the same shares, so the samples are a model of
+  p(x), not of p(x | class).
+* **Adam** 1e-3 for both nets, beta1 = 0, beta2 = 0.99 (2016: 2e-4, 0.5, 0.999): five times the
+  step, and no momentum, which lags behind a moving opponent.
+
+Measured: see the README's experiments table (3 seeds, N = 10 000, EMA G, with the commands).
+Variant ``:smoke`` (6 steps, narrow nets) is for tests; ``:long`` trains 6x longer.
 """
 
 from gan_jax import config_base
+
+CLUSTERS = 50
 
 
 def get_config(variant: str = ''):
   c = config_base.base_config()
   c.name = 'mnist'
   c.data.name = 'mnist'
-  c.model.name = 'dcgan'
-  c.model.ngf = 64               # G width (peer: ngf)
-  c.model.ndf = 64               # D width (peer: ndf)
+  c.data.clusters = CLUSTERS
+  c.model.name = 'dcgan_concat_proj'
+  c.model.ngf = 64
+  c.model.ndf = 64
+  c.optim.g_lr = 1e-3
+  c.optim.d_lr = 1e-3
+  c.optim.b1 = 0.0
+  c.optim.b2 = 0.99
   # bf16 operands, float32 accumulation, in the convs' matmuls: the DCGAN step +37 % on the
   # 2-core AVX512-BF16 CPU (benchmarks/README.md); quality within seed variance of float32.
   c.model.matmul_dtype = 'bfloat16'
-  # One G forward per step, its pullback reused by the G update (the peer's algorithm: the G
-  # update sees the D update's fakes): the step 17 % fewer FLOPs, +20 % steps/s on the 2-core
-  # CPU. 4 seeds x 3000 steps on that CPU, against two G forwards: every metric within seed
-  # variance (Welch p >= 0.36; benchmarks/README.md).
+  # One G forward per step, its pullback reused by the G update: +20 % steps/s on the CPU,
+  # quality within seed variance of two forwards (benchmarks/README.md).
   c.share_g_forward = True
-  c.num_steps = 3000
-  c.eval_every = 500
-  c.checkpoint_every = 500
+  c.num_steps = 6000             # ~8 min of training on the 2-core CPU (14 steps/s)
+  c.eval_every = 1000
+  c.checkpoint_every = 1000
+  c.num_grid = 64
   if variant == 'smoke':
     config_base.smoke(c)
+    c.model.ngf = c.model.ndf = 8
+    c.batch_size = 16
+    c.data.clusters = 4
+  elif variant == 'long':
+    c.num_steps = 36000            # ~45 min on the 2-core CPU
   elif variant:
-    raise ValueError(f'unknown variant {variant!r} of experiments/mnist.py; valid: smoke')
+    raise ValueError(f'unknown variant {variant!r} of experiments/mnist.py; valid: smoke, long')
   return c

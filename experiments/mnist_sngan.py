@@ -18,7 +18,7 @@ per-run limit of that GPU call stopped them first, at G steps 2359, 2123 and 209
 each saved a checkpoint and stopped cleanly; ~11-12 G steps/s with 11 runs sharing the GPU).
 Evaluated there, N = 10 000: FD 119.7 ± 3.2, score 7.01 ± 0.03, KID 24.3 ± 1.3, precision
 0.719 ± 0.006, recall 0.812 ± 0.007, density 0.630 ± 0.012, coverage 0.608 ± 0.005, 10/10
-classes; against the DCGAN (experiments/mnist.py, 3000 G steps: FD 156.7 ± 4.1, score 6.45,
+classes; against the classic DCGAN (experiments/mnist_dcgan_classic.py, 3000 G steps: FD 156.7 ± 4.1, score 6.45,
 recall 0.746, coverage 0.334) it is better on every metric with fewer G steps. The full
 10 000-step recipe has not been run. Samples: docs/images/mnist_sngan_samples.png.
 Variant ``:smoke`` (6 steps, widths 8, batch 16, n_critic 5) is for tests: seconds on a CPU.

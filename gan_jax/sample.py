@@ -33,7 +33,8 @@ The EMA generator is used when the run has one (``--no-ema`` for the raw G). Lat
 ``--seed``, so a command repeats its output. A flag that the chosen mode does not use is an error,
 as is every other bad input: one line, exit status 2.
 
-The pictures in docs/images/ come from the 3000-step DCGAN run of experiments/mnist.py:
+The mnist_* pictures in docs/images/ (but mnist_default_*) come from a 3000-step run of the
+classic DCGAN (experiments/mnist_dcgan_classic.py, then experiments/mnist.py):
 
   python -m gan_jax.sample --workdir runs/mnist_seed0 --mode=interpolate --rows=6 \\
       --grid docs/images/mnist_interpolate.png

@@ -334,7 +334,7 @@ def test_experiment_sampling_api_for_conditional_runs():
   np.testing.assert_array_equal(yg, np.repeat(np.arange(K), 2))
   np.testing.assert_array_equal(zg[0::2], np.broadcast_to(zg[0], (K, c.model.latent_dim)))
   # An unconditional run refuses labels.
-  u = _load(os.path.join(REPO, 'experiments', 'mnist.py'), 'smoke')
+  u = _load(os.path.join(REPO, 'experiments', 'mnist_dcgan_classic.py'), 'smoke')
   u.model.ngf = u.model.ndf = 8
   uexp = run_lib.Experiment(u, data_shape=(28, 28, 1))
   assert uexp.num_classes == 0 and uexp.class_labels(5) is None

@@ -86,7 +86,7 @@ def test_mnist_smoke_trains_resumes_and_samples(tmp_path, mnist_dir):
 
   # A changed config without permission: one line, exit 2, nothing touched.
   before = open(os.path.join(wd, 'config.json')).read()
-  r = _run(base + ['--config.optim.g_lr=0.001'])
+  r = _run(base + ['--config.optim.g_lr=0.002'])
   assert r.returncode == 2
   assert r.stderr.strip().count('\n') == 0 and 'optim.g_lr' in r.stderr
   assert open(os.path.join(wd, 'config.json')).read() == before
