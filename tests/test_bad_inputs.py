@@ -170,7 +170,7 @@ CASES = [
     ('idx_truncated_gz', [MNIST, '--config.data.source=idx', 'DATA=truncated'], 'train-images-idx3-ubyte.gz'),
     ('idx_label_count_mismatch', [MNIST, '--config.data.source=idx', 'DATA=mismatch'], '20'),
     ('image_shape_model_cannot_take', [MNIST, '--config.data.source=idx', 'DATA=shape32'],
-     'config.model.name=dcgan takes 28x28 images, the data has shape (32, 32, 1)'),
+     'config.model.name=dcgan_concat_proj takes 28x28 images, the data has shape (32, 32, 1)'),
     ('tfds_unknown_name', [MNIST, '--config.data.source=tfds', '--config.data.name=mnistt'], 'mnistt'),
     ('workdir_is_a_file', [TOY, 'WORKDIR=file'], 'is a file, not a directory'),
     ('workdir_not_writable', [TOY, 'WORKDIR=unwritable'], 'pass a writable directory'),
