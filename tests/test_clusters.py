@@ -120,3 +120,12 @@ def test_a_trained_run_restores_with_its_cluster_shares(tmp_path, data_dir):
   np.testing.assert_allclose(exp.label_probs, trained.label_probs)
   x = exp.sample(state, 10)
   assert x.shape == (10, 28, 28, 1) and np.isfinite(x).all()
+
+
+def test_kmeans_with_more_clusters_than_distinct_images_reseeds_and_finishes():
+  """Duplicated images leave clusters empty; each is re-seeded (this once raised on a read-only
+  array) and every id stays in range."""
+  images = np.repeat(_blobs([1, 1])[0], 5, axis=0)  # 10 images, 2 distinct
+  ids, sizes = clusters.kmeans(images, 3, seed=0)
+  assert ids.shape == (10,) and ids.min() >= 0 and ids.max() < 3
+  assert abs(sizes.sum() - 1) < 1e-12

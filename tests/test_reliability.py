@@ -35,8 +35,10 @@ def _run(args, timeout=300):
 
 
 def _restore(wd, step=None):
-  config, shape = workdir.load_run(wd)
-  exp = run_lib.Experiment(config, data_shape=shape)
+  config, info = workdir.load_run_info(wd)
+  exp = run_lib.Experiment(config, data_shape=tuple(info['shape']),
+                           num_classes=info.get('num_classes'),
+                           label_probs=info.get('label_probs') or ())
   ckpt = checkpointing.Checkpoints(os.path.join(wd, 'checkpoints'), create=False)
   state = ckpt.restore(exp.abstract_state(), step)
   ckpt.close()

@@ -68,7 +68,7 @@ def kmeans(images: np.ndarray, k: int, seed: int = 0) -> Tuple[np.ndarray, np.nd
     p = d2 / d2.sum() if d2.sum() > 0 else None
     centres = np.concatenate([centres, points[rng.choice(n, 1, p=p)]])
   for _ in range(ITERATIONS):
-    ids, d2 = (np.asarray(a) for a in _nearest(points, centres))
+    ids, d2 = (np.array(a) for a in _nearest(points, centres))  # writable copies
     counts = np.bincount(ids, minlength=k)
     sums = np.zeros_like(centres)
     np.add.at(sums, ids, points)
