@@ -18,7 +18,12 @@ README "Experiments"). The nets are the 28x28 DCGAN of the PyTorch peer; what ch
 * **Adam** 1e-3 for both nets, beta1 = 0, beta2 = 0.99 (2016: 2e-4, 0.5, 0.999): five times the
   step, and no momentum, which lags behind a moving opponent.
 
-Measured: see the README's experiments table (3 seeds, N = 10 000, EMA G, with the commands).
+Measured, 3 seeds, N = 10 000, EMA G (``python -m gan_jax.seeds --config=experiments/mnist.py
+--seeds=3``, commit f12281a, 2-core CPU): FD 15.7 ± 4.4 (12.7, 20.8, 13.7), precision 0.837 ±
+0.014, recall 0.744 ± 0.012, coverage 0.847 ± 0.026, score 9.18 ± 0.08, 10/10 classes (each
+6.2-13.4 % of samples); training 444.6 s for seed 0 alone on the host (505-525 s for seeds 1-2
+with the CI suite beside them). Before (the 2016 recipe): FD 156.7 ± 4.1.
+Picture: docs/images/mnist_default_final.png.
 Variant ``:smoke`` (6 steps, narrow nets) is for tests; ``:long`` trains 6x longer.
 """
 
