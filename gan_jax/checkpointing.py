@@ -5,6 +5,11 @@ killed mid-save leaves only a temporary directory, which is ignored. A step dire
 damaged later (a truncated or missing file) is detected at restore: the newest *readable* step is
 used, and the damaged newer ones are moved aside to ``<workdir>/checkpoints.corrupt/`` (never
 deleted) so that the run can save those step numbers again.
+
+A streamed run (``gan_jax.data.stream``) saves its input pipeline's position with each step:
+items ``state`` (the GANState) and ``data`` (grain's orbax handler, one JSON file per process).
+A run on device-resident data saves the GANState alone (orbax's single ``default`` item).
+``restore`` reads either layout, so sampling and evaluation need not know which it was.
 """
 
 import asyncio
@@ -18,6 +23,7 @@ import threading
 import time
 from typing import Optional, Tuple
 
+import grain
 import jax
 import orbax.checkpoint as ocp
 from absl import logging as absl_logging
@@ -84,6 +90,16 @@ def _quiet():
       loop.set_exception_handler(old_handler)
 
 
+class _Position:
+  """A feed's position at save time, in the interface grain's orbax handler saves."""
+
+  def __init__(self, state: bytes):
+    self._state = state
+
+  def get_state(self) -> bytes:
+    return self._state
+
+
 class Checkpoints:
   """Saves every ``every`` steps (and on demand), keeps the newest ``keep``, restores the latest.
 
@@ -91,10 +107,14 @@ class Checkpoints:
   shardings the state should have now), so a checkpoint saved on one topology restores on another.
   """
 
-  def __init__(self, directory: str, keep: int = 3, every: int = 1000, create: bool = True):
+  def __init__(self, directory: str, keep: int = 3, every: int = 1000, create: bool = True,
+               data=None):
+    """``data``: a streamed run's input feed (``get_state``/``set_state``, e.g.
+    ``stream.StreamFeed``), saved and restored with every step; None for device data."""
     self.directory = os.path.abspath(directory)
     self.every = every
     self.keep = keep
+    self.data = data
     self._create = create
     self.manager = self._open()
 
@@ -111,8 +131,36 @@ class Checkpoints:
     return sorted(self.manager.all_steps())
 
   def restore(self, abstract_state, step: Optional[int] = None):
+    """The GANState at ``step`` (default: the latest); also sets ``self.data``'s position when
+    the step holds one."""
     step = self.latest_step() if step is None else step
-    return self.manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
+    step_dir = os.path.join(self.directory, str(step))
+    if not os.path.isdir(os.path.join(step_dir, 'state')):
+      if self.data is not None and os.path.isdir(step_dir):
+        _warn(f'checkpoint step {step} holds no input-pipeline position (saved by a run on '
+              'device-resident data); the data stream starts from its beginning')
+      return self.manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
+    items = {'state': ocp.args.StandardRestore(abstract_state)}
+    if self.data is not None:
+      self._check_data_files(step_dir)
+      items['data'] = grain.checkpoint.CheckpointRestore(self.data)
+    return self.manager.restore(step, args=ocp.args.Composite(**items))['state']
+
+  def _check_data_files(self, step_dir: str):
+    """Raises UserError (never a fallback that would move the checkpoint aside) when the step's
+    input-pipeline position was saved by another number of processes."""
+    index, count = jax.process_index(), jax.process_count()
+    data_dir = os.path.join(step_dir, 'data')
+    if not os.path.isdir(data_dir):
+      return  # orbax reports the damage; restore_latest_good falls back
+    if os.path.exists(os.path.join(data_dir, f'process_{index}-of-{count}.json')):
+      return
+    saved = sorted(n for n in os.listdir(data_dir) if n.startswith('process_'))
+    if saved:
+      other = saved[0].rsplit('-of-', 1)[-1].split('.')[0]
+      raise UserError(f'{step_dir} holds the input pipeline position of a {other}-process job '
+                      f'and this job has {count} processes; relaunch with {other} processes to '
+                      'resume exactly (the per-process data shards depend on the count)')
 
   def restore_latest_good(self, abstract_state) -> Tuple[Optional[int], object]:
     """(step, state) of the newest checkpoint that restores, or (None, None) if there is none.
@@ -131,6 +179,8 @@ class Checkpoints:
       try:
         with _quiet():
           state = self.restore(abstract_state, step)
+      except UserError:
+        raise
       except Exception as e:  # orbax/tensorstore raise many types for damaged files
         reason = ' '.join(str(e).split())[:200]
         _warn(f'checkpoint step {step} in {self.directory} is unreadable ({type(e).__name__}: '
@@ -183,7 +233,12 @@ class Checkpoints:
   def save(self, step: int, state) -> bool:
     if step in self.manager.all_steps():
       return False
-    return self.manager.save(step, args=ocp.args.StandardSave(state), force=True)
+    if self.data is None:
+      return self.manager.save(step, args=ocp.args.StandardSave(state), force=True)
+    # The position now, not when orbax's background thread writes it (the loop reads on).
+    position = _Position(self.data.get_state())
+    return self.manager.save(step, force=True, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), data=grain.checkpoint.CheckpointSave(position)))
 
   def close(self):
     self.manager.wait_until_finished()

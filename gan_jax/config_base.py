@@ -43,7 +43,7 @@ def base_config() -> ml_collections.ConfigDict:
                                  # stay float32 (mixed precision for GPU/TPU)
 
   c.data = ml_collections.ConfigDict()
-  c.data.source = 'auto'         # auto | idx | tfds | download | toy2d
+  c.data.source = 'auto'         # auto | idx | tfds | download | toy2d | folder | npz
   c.data.name = 'mnist'
   c.data.dir = ''                # '' = $GAN_JAX_DATA_DIR/<name>, then /usr/share/datasets/<name>
   c.data.tfds_data_dir = ''      # '' = the TFDS default
@@ -51,10 +51,32 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.clusters = 0            # > 0: condition G and D on this many k-means clusters of the
                                  # images instead of class labels (self-conditioning, label-free;
                                  # gan_jax/data/clusters.py); needs a conditional model
+  # Image files and big datasets (gan_jax/data/folder.py, array_file.py, stream.py).
+  c.data.path = ''               # source='npz': a .npz or .npy file of images
+  c.data.resolution = 0          # square size R the images are cropped/resized to (0 = as stored;
+                                 # source='folder' needs it)
+  c.data.channels = 0            # 1 or 3 (0 = as stored; folder: 3)
+  c.data.crop = 'center'         # center: a centered square (crop_size, or the short side), then
+                                 # resized; none: the whole image resized to R x R
+  c.data.crop_size = 0           # side of the centered crop in pixels (0 = the short side)
+  c.data.labels = 'auto'         # folder: auto (class sub-folders when every image is in one) |
+                                 # folders | none
+  c.data.flip = False            # random horizontal flips of the real images
+  c.data.skip_bad_files = False  # skip (and count) unreadable files instead of stopping
+  c.data.pipeline = 'auto'       # device: whole dataset on every device, sampled in the step |
+                                 # stream: grain, per-process shards | auto: device when the
+                                 # images take <= device_cache_mb
+  c.data.device_cache_mb = 1024.0
+  c.data.workers = 2             # stream: grain worker processes that decode (0 = in process)
+  c.data.prefetch = 8            # stream: elements each worker reads ahead
 
   c.model = ml_collections.ConfigDict()
   c.model.name = 'dcgan'         # key of gan_jax.models.MODELS
   c.model.latent_dim = 100
+  c.model.ch = 64                # base width of the DCGANs on 32-256 px data (dcgan_scaled)
+  c.model.ch_mults = ()          # channel multipliers per resolution level, widest (4x4) first,
+                                 # for the DCGANs and sngan_resnet on 32-256 px data; () = the
+                                 # default for the data's size (gan_jax/models/__init__.py)
   c.model.spectral_norm = False  # spectral normalisation of D's layers
   c.model.minibatch_std = False  # minibatch-stddev feature in D (a mode-collapse aid)
   c.model.matmul_dtype = 'float32'  # float32 | bfloat16: the big matmuls (DCGAN-family convs,
@@ -205,7 +227,35 @@ def validate_config(config: ml_collections.ConfigDict):
         f'config.data.clusters={k} conditions the nets on clusters, but config.model.name='
         f'{config.model.name!r} is unconditional; use one of '
         f'{", ".join(sorted(models.CONDITIONAL_MODELS))} or set config.data.clusters=0')
+  _validate_image_data(config.data, check)
   models.compute_dtype(config.get('compute_dtype', 'float32'))
   kernels.resolve(config.model.get('kernels', 'auto'))
   if config.model.name not in models.MODELS:
     models.build_models(config.model, (28, 28, 1))  # raises the listing error
+
+
+def _validate_image_data(d, check):
+  """The keys of image files and of the streaming pipeline (``config.data``)."""
+  choices = (('pipeline', ('auto', 'device', 'stream')), ('crop', ('center', 'none')),
+             ('labels', ('auto', 'folders', 'none')))
+  for key, valid in choices:
+    v = d.get(key, valid[0])
+    check(v in valid, f'config.data.{key}={v!r} is not valid; use one of {", ".join(valid)}')
+  for key, low in (('resolution', 0), ('crop_size', 0), ('workers', 0), ('prefetch', 1)):
+    v = d.get(key, low)
+    check(isinstance(v, int) and v >= low, f'config.data.{key}={v!r} must be an integer >= {low}')
+  res = d.get('resolution', 0)
+  check(res == 0 or res >= 4, f'config.data.resolution={res} is too small; use 0 (as stored) or '
+        'a size >= 4, e.g. 32, 64, 128 or 256')
+  ch = d.get('channels', 0)
+  check(ch in (0, 1, 3), f'config.data.channels={ch!r} is not valid; use 1 (grayscale), 3 (RGB) '
+        'or 0 (as stored)')
+  mb = d.get('device_cache_mb', 0)
+  check(isinstance(mb, (int, float)) and mb >= 0,
+        f'config.data.device_cache_mb={mb!r} must be a number of MiB >= 0')
+  source = d.get('source', 'auto')
+  if d.get('pipeline', 'auto') == 'stream':
+    check(source in ('folder', 'npz', 'tfds'), f"config.data.pipeline='stream' reads "
+          f"source='folder', 'npz' or 'tfds', not {source!r}; use pipeline='device' (or 'auto')")
+    check(not d.get('clusters', 0), 'config.data.clusters needs the images on the device; set '
+          "config.data.pipeline='device' or clusters=0")

@@ -14,8 +14,8 @@ import numpy as np
 
 from gan_jax import (checkpointing, config_base, data, hooks, losses, models, parallel, steps,
                      workdir)
-from gan_jax.data import clusters
-from gan_jax.errors import ConfigError, UserError
+from gan_jax.data import clusters, stream
+from gan_jax.errors import ConfigError, DataError, UserError
 from gan_jax.state import GANState, create_state, make_optimizer
 
 def step_config(config, num_classes: int = 0, label_probs=()) -> steps.StepConfig:
@@ -57,7 +57,7 @@ class Experiment:
     self.config = config
     self.mesh = parallel.make_mesh(config.get('num_devices', 0))
     parallel.check_batch_size(config.batch_size, self.mesh)
-    self.source = data.load_source(config.data) if data_shape is None else None
+    self.source, self.records = load_data(config) if data_shape is None else (None, None)
     if self.source is not None and config.data.get('clusters', 0):
       self.source = clusters.relabel(self.source, config.data.clusters, config.seed)
     self.data_shape = tuple(self.source.info['shape'] if data_shape is None else data_shape)
@@ -105,28 +105,63 @@ class Experiment:
     shapes = jax.eval_shape(self.create_state, jax.random.fold_in(self.root_key, steps.RNG_INIT))
     return checkpointing.abstract_like(shapes, self._replicated)
 
+  @property
+  def streams(self) -> bool:
+    """Whether the data streams through ``gan_jax.data.stream`` (else it lives on the device)."""
+    return self.records is not None
+
   def device_arrays(self):
+    """The device-resident dataset (``None`` for a streamed run: see ``stream_feed``)."""
+    if self.streams:
+      return None
     return jax.device_put(self.source.arrays, self._replicated)
 
-  def train_step(self, state: GANState, arrays, train_key):
-    """This run's ``steps.train_step_on_data`` (pure, uncompiled): one train step on batches
-    drawn from ``arrays`` (``device_arrays()``). A run's ``train_key`` is
-    ``fold_in(key(seed), steps.RNG_TRAIN)``."""
+  def stream_feed(self):
+    """A streamed run's ``stream.StreamFeed`` (global batches, checkpointable position); None
+    when the data lives on the device."""
+    if not self.streams:
+      return None
+    d = self.config.data
+    return stream.StreamFeed(self.records, self.mesh, seed=self.config.seed,
+                             batch_size=self.config.batch_size, n_critic=self.config.n_critic,
+                             flip=d.get('flip', False), skip_bad_files=d.get('skip_bad_files',
+                                                                              False),
+                             workers=d.get('workers', 2), prefetch=d.get('prefetch', 8))
+
+  def data_spec(self):
+    """Abstract shapes of what ``step_fn`` takes as data: the arrays, or one step's batches."""
+    if not self.streams:
+      return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype,
+                                                         sharding=self._replicated),
+                          self.source.arrays)
+    n, b = self.config.n_critic, self.config.batch_size
+    sharding = parallel.batch_sharding(self.mesh, batch_axis=1)
+    return {'image': jax.ShapeDtypeStruct((n, b) + self.data_shape, np.uint8, sharding=sharding),
+            'label': jax.ShapeDtypeStruct((n, b), np.int32, sharding=sharding)}
+
+  def train_step(self, state: GANState, data_in, train_key):
+    """One train step (pure, uncompiled): ``steps.train_step_on_data`` on batches drawn from
+    the device-resident dataset ``data_in`` (``device_arrays()``), or, for a streamed run,
+    ``steps.train_step_on_batch`` on one step's batches (``stream_feed().next()``). A run's
+    ``train_key`` is ``fold_in(key(seed), steps.RNG_TRAIN)``."""
+    sharding = parallel.batch_sharding(self.mesh, batch_axis=1)
+    if self.streams:
+      return steps.train_step_on_batch(state, data_in, train_key, self.cfg,
+                                       batch_sharding=sharding)
     return steps.train_step_on_data(
-        state, arrays, train_key, self.cfg, draw=self.source.draw,
-        batch_size=self.config.batch_size, data_shape=self.data_shape,
-        batch_sharding=parallel.batch_sharding(self.mesh, batch_axis=1))
+        state, data_in, train_key, self.cfg, draw=self.source.draw,
+        batch_size=self.config.batch_size, data_shape=self.data_shape, batch_sharding=sharding)
 
   @functools.cached_property
   def step_fn(self):
-    """Compiled ``(state, arrays, health) -> (state, metrics, health)``: ``train_step`` with
+    """Compiled ``(state, data, health) -> (state, metrics, health)``: ``train_step`` with
     this run's key and ``hooks.update_health``, an on-device NaN/Inf watch of the metrics
     (``health`` from ``new_health()``) that the host reads only at log and checkpoint steps.
     """
     train_key = jax.random.fold_in(self.root_key, steps.RNG_TRAIN)
 
-    def step_and_watch(state, arrays, health):
-      state, metrics = self.train_step(state, arrays, train_key)
+    def step_and_watch(state, data_in, health):
+      state, metrics = self.train_step(state, data_in, train_key)
       return state, metrics, hooks.update_health(health, metrics, state.step)
 
     return jax.jit(step_and_watch, donate_argnums=(0, 2),
@@ -137,19 +172,47 @@ class Experiment:
 
   @functools.cached_property
   def evaluator(self):
-    """FD and score against the test split, for image data when ``config.eval_num > 0``.
+    """FD against real images at every eval, for image data when ``config.eval_num > 0``.
 
-    Raises UserError (before anything is written) when the dataset has no evaluation
-    classifier, naming the command that makes one or ``eval_num=0``: never a silent skip.
+    28x28 grayscale data (the MNIST family): FD in the features of the dataset's classifier,
+    and score, against its test split; a UserError (before anything is written) when the
+    dataset has no classifier, naming the command that makes one or ``eval_num=0``: never a
+    silent skip. Other images (RGB, or other sizes): the Inception FID (clean-fid resizing,
+    ``gan_jax.evaluation.inception_eval``) against ``eval_num`` training images, when the
+    Inception weights file is present; without it the run says so once and has no FID.
     """
     num = self.config.get('eval_num', 0)
     if not num or len(self.data_shape) == 1:
       return None
-    from gan_jax.evaluation import suite
+    if tuple(self.data_shape) != (28, 28, 1):
+      from gan_jax.evaluation import inception_eval  # pylint: disable=g-import-not-at-top
+      return inception_eval.InceptionEvaluator.for_rgb_data(
+          lambda: self.real_images(num), say=hooks.say_on_main)
+    from gan_jax.evaluation import suite  # pylint: disable=g-import-not-at-top
     try:
       return suite.Evaluator.for_dataset(self.config.data.name, num, self.config.data)
     except UserError as e:
       raise UserError(f'{e} (or set --config.eval_num=0 to train without FD)') from None
+
+  def real_images(self, n: int) -> np.ndarray:
+    """``n`` training images (fewer if the data has fewer), uint8 ``[n, H, W, C]``, the same for
+    a seed: the Inception FID's real reference."""
+    if self.source is None:
+      raise UserError('this Experiment was built without its data (data_shape=...)')
+    count = self.source.info['num_examples']
+    pick = np.sort(np.random.RandomState(self.config.seed).permutation(count)[:n])
+    if not self.streams:
+      return np.asarray(self.source.arrays['image'])[pick]
+    from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+    out = []
+    for i in tqdm(pick, desc='real images for FID', unit='img', mininterval=1.0,
+                  disable=len(pick) < 2000 or not parallel.is_main_process()):
+      try:
+        out.append(self.records[int(i)]['image'])
+      except DataError:
+        if not self.config.data.get('skip_bad_files', False):
+          raise
+    return np.stack(out)
 
   def eval_samples(self, state):
     """``eval_num`` samples from fixed latents (the same at every eval step); for a conditional
@@ -246,6 +309,28 @@ class Experiment:
       y = None if labels is None else labels[start:start + z.shape[0]]
       out.append(np.asarray(self.generate_fn(state, z, use_ema=use_ema, labels=y)))
     return np.concatenate(out)
+
+
+def load_data(config):
+  """(Source, records) of ``config.data``. Records (a random-access source) when the data
+  streams (``config.data.pipeline``, 'auto' by the images' size against
+  ``data.device_cache_mb``), else None and a device-resident Source."""
+  d = config.data
+  probe = d.get('source') == 'tfds' and d.get('pipeline', 'auto') == 'auto'
+  if not (data.uses_records(d) or probe):
+    return data.load_source(d), None
+  records = data.load_records(d)
+  mode = stream.choose_pipeline(d.get('pipeline', 'auto'), records.info,
+                                d.get('device_cache_mb', 1024.0))
+  if mode == 'stream':
+    if d.get('clusters', 0):
+      raise ConfigError(f'config.data.clusters={d.clusters} needs the images on the device, but '
+                        f'{records.info.get("name")} streams (pipeline={d.get("pipeline")!r}); '
+                        "set config.data.pipeline='device' or clusters=0")
+    return data.Source(arrays=None, draw=None, info=dict(records.info)), records
+  if not data.uses_records(d):  # a TFDS dataset that fits: the whole-split reader
+    return data.load_source(d), None
+  return data.records_source(records, d.get('skip_bad_files', False), d.get('flip', False)), None
 
 
 def restore_run(workdir_path, step=None):

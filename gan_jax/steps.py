@@ -416,11 +416,26 @@ def train_step_on_data(state: GANState, arrays, train_key, cfg: StepConfig, *, d
   data_key, step_key = jax.random.split(key)
   batch = draw(arrays, data_key, cfg.n_critic * batch_size)
   reals = batch['image'].reshape((cfg.n_critic, batch_size) + tuple(data_shape))
+  labels = batch['label'].reshape((cfg.n_critic, batch_size))
+  return _train_step_on_reals(state, reals, labels, step_key, cfg, batch_sharding)
+
+
+def train_step_on_batch(state: GANState, batch, train_key, cfg: StepConfig, *,
+                        batch_sharding=None) -> Tuple[GANState, Metrics]:
+  """``train_step`` on batches an input pipeline made (``gan_jax.data.stream``): ``batch`` is
+  ``{'image': uint8 [n_critic, B, H, W, C], 'label': int [n_critic, B]}``, rescaled here to
+  [-1, 1]. The step's key is split as in ``train_step_on_data``, so the latents of step t are
+  the same whichever way the reals came."""
+  key = jax.random.fold_in(train_key, state.step)
+  _, step_key = jax.random.split(key)
+  reals = (batch['image'].astype(jnp.float32) - 127.5) / 127.5
+  return _train_step_on_reals(state, reals, batch['label'], step_key, cfg, batch_sharding)
+
+
+def _train_step_on_reals(state, reals, labels, step_key, cfg, batch_sharding):
   if batch_sharding is not None:
     reals = jax.lax.with_sharding_constraint(reals, batch_sharding)
-  labels = None
-  if cfg.num_classes:
-    labels = batch['label'].reshape((cfg.n_critic, batch_size))
-    if batch_sharding is not None:
-      labels = jax.lax.with_sharding_constraint(labels, batch_sharding)
+  labels = labels.astype(jnp.int32) if cfg.num_classes else None
+  if labels is not None and batch_sharding is not None:
+    labels = jax.lax.with_sharding_constraint(labels, batch_sharding)
   return train_step(state, reals, step_key, cfg, labels=labels)

@@ -10,7 +10,9 @@ The only module that owns a loop:
 
 Each train step is one compiled call that draws its real batches from the on-device dataset and
 its latents from a key derived from ``(seed, step)`` (``steps.train_step_on_data``), so a resumed
-run repeats the batches of an uninterrupted one exactly. Metrics are fetched from the device only
+run repeats the batches of an uninterrupted one exactly. A dataset too big for that streams
+(``gan_jax.data.stream``): the step takes the feed's next batches, and each checkpoint holds the
+feed's position, so resumption stays exact. Metrics are fetched from the device only
 at log steps, so dispatch runs ahead of the host. The workdir (lock, config.json) is
 gan_jax/workdir.py.
 """
@@ -64,18 +66,20 @@ def _over_budget(t0: float, budget: float) -> bool:
   return over
 
 
-def _compile(exp: Experiment, state, arrays, health):
+def _compile(exp: Experiment, state, health):
   """The compiled train step and the seconds its compilation took."""
   t0 = time.time()
-  compiled = exp.step_fn.lower(state, arrays, health).compile()
+  compiled = exp.step_fn.lower(state, exp.data_spec(), health).compile()
   return compiled, time.time() - t0
 
 
 def _train(exp: Experiment, workdir_path: str, signals: hooks.StopSignals) -> GANState:
   config = exp.config
   say = hooks.say_on_main
+  feed = exp.stream_feed()  # None: the data lives on the device
   ckpt = checkpointing.Checkpoints(workdir.path(workdir_path, workdir.CHECKPOINTS),
-                                   keep=config.keep_checkpoints, every=config.checkpoint_every)
+                                   keep=config.keep_checkpoints, every=config.checkpoint_every,
+                                   data=feed)
   start, state = ckpt.restore_latest_good(exp.abstract_state())
   if start is None:
     state, start = exp.init_state(), 0
@@ -94,9 +98,10 @@ def _train(exp: Experiment, workdir_path: str, signals: hooks.StopSignals) -> GA
   best = (checkpointing.BestCheckpoint(workdir.path(workdir_path, workdir.BEST_CHECKPOINTS), 'fd')
           if exp.evaluator else None)
   arrays, health = exp.device_arrays(), exp.new_health()
+  next_data = feed.next if feed is not None else lambda: arrays
   t0 = time.time()
   budget = config.get('time_budget_s', 0.0)
-  step_fn, compile_s = _compile(exp, state, arrays, health)
+  step_fn, compile_s = _compile(exp, state, health)
   bar = tqdm(total=config.num_steps, initial=start, desc=config.name, unit='step',
              dynamic_ncols=True, mininterval=1.0, disable=not main)
   actions = [
@@ -108,9 +113,12 @@ def _train(exp: Experiment, workdir_path: str, signals: hooks.StopSignals) -> GA
   stopped = None
   try:
     for step in range(start, config.num_steps):
-      state, metrics, health = step_fn(state, arrays, health)
+      state, metrics, health = step_fn(state, next_data(), health)
       bar.update(1)
       done = step + 1
+      if feed is not None and done % config.log_every == 0 and feed.new_skips():
+        say(f'{config.name}: {feed.local.skipped} unreadable files skipped so far '
+            '(config.data.skip_bad_files=True)')
       # config.time_budget_s ends the run like num_steps (a final eval and checkpoint), checked
       # at log steps.
       over = budget > 0 and done % config.log_every == 0 and _over_budget(t0, budget)
@@ -125,6 +133,8 @@ def _train(exp: Experiment, workdir_path: str, signals: hooks.StopSignals) -> GA
     bar.close()
     writers.close()
     ckpt.close()
+    if feed is not None:
+      feed.close()
     if best:
       best.close()
   if stopped and not over:

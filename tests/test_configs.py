@@ -98,6 +98,12 @@ def _smoke_data(c, tmp_path):
   the 2-D mixtures. A config on any other data fails here until a fixture is added."""
   if c.data.source == 'toy2d':
     return contextlib.nullcontext()
+  if c.data.source == 'folder':
+    from image_folder_fixture import write_image_folder  # pylint: disable=g-import-not-at-top
+    c.data.dir = str(tmp_path / 'images')
+    write_image_folder(c.data.dir, num_per_class=6)
+    c.data.skip_bad_files = True  # the fixture holds one truncated file
+    return contextlib.nullcontext()
   if c.data.source == 'tfds':
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
     return tfds.testing.mock_data(num_examples=16)

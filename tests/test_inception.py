@@ -1,7 +1,9 @@
 """FID InceptionV3 (``gan_jax.evaluation.inception``) against pytorch-fid's definition.
 
-- Preprocessing against ``F.interpolate(bilinear, align_corners=False)`` then ``2 x - 1``, and
-  the checks that nearest, antialiased or [0, 1]-scaled inputs would fail.
+- Preprocessing (``resize='bilinear'``, pytorch-fid's) against
+  ``F.interpolate(bilinear, align_corners=False)`` then ``2 x - 1``, and the checks that nearest,
+  antialiased or [0, 1]-scaled inputs would fail. The default ``'clean'`` resize is tested
+  against clean-fid in test_inception_eval.py.
 - The network: a synthetic pytorch-fid state_dict (built by an independent torch.nn.functional
   rendering of pytorch-fid's FID InceptionV3, keyed by its names), saved with torch.save, then
   converted, loaded and run at 299 x 299, must give the reference's pool3 features.
@@ -74,13 +76,13 @@ def test_preprocess_matches_pytorch_fid(shape):
   """Up- and downsampling and grayscale: equal to torch to 1e-5, and discriminating."""
   x = _uint8_images(*shape)
   ref = _torch_preprocess(x)
-  ours = np.asarray(inception.preprocess(x))
+  ours = np.asarray(inception.preprocess(x, resize='bilinear'))
   chex.assert_shape(ours, (shape[0], 299, 299, 3))
   np.testing.assert_allclose(ours, ref, atol=1e-5)
   assert ours.min() >= -1 - 1e-6 and ours.max() <= 1 + 1e-6
   # Our [-1, 1] float contract gives the same input to the network.
-  np.testing.assert_allclose(inception.preprocess(x.astype(np.float32) / 127.5 - 1), ref,
-                             atol=1e-5)
+  np.testing.assert_allclose(
+      inception.preprocess(x.astype(np.float32) / 127.5 - 1, resize='bilinear'), ref, atol=1e-5)
   # The test discriminates: other resizes or the [0, 1] range are far from the reference.
   assert np.abs(_torch_preprocess(x, mode='nearest') - ours).max() > 0.05
   assert np.abs((ref + 1) / 2 - ours).max() > 0.4
@@ -295,7 +297,7 @@ def test_converted_weights_reproduce_the_pytorch_reference(torch_reference, pth_
   np.testing.assert_array_equal(variables['batch_stats']['Mixed_7c']['branch_pool']['bn']['var'],
                                 torch_reference.sd['Mixed_7c.branch_pool.bn.running_var'].numpy())
   x = _uint8_images(3, 24, 40, seed=4)
-  ours = inception.InceptionFeatures.load(out).features(x, batch_size=4)
+  ours = inception.InceptionFeatures.load(out, resize='bilinear').features(x, batch_size=4)
   ref = torch_reference.features(x)
   chex.assert_shape(ref, (3, 2048))
   assert np.abs(ref[0] - ref[1]).max() > 1e-2 * np.abs(ref).max()

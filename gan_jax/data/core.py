@@ -6,6 +6,7 @@ jitted step. Because `draw` depends only on `(arrays, key)`, a run resumed from 
 with the same per-step keys replays exactly the same batches.
 """
 
+import functools
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
@@ -34,7 +35,7 @@ class Source(NamedTuple):
   info: dict
 
 
-def draw_image_batch(arrays: dict, key: jax.Array, batch_size: int) -> dict:
+def draw_image_batch(arrays: dict, key: jax.Array, batch_size: int, flip: bool = False) -> dict:
   """Samples a batch uniformly with replacement from an image source.
 
   Sampling with replacement (rather than iterating over shuffled epochs) keeps the sampler
@@ -44,6 +45,8 @@ def draw_image_batch(arrays: dict, key: jax.Array, batch_size: int) -> dict:
     arrays: `{'image': uint8 [N, H, W, C], 'label': int32 [N]}` (numpy or jax arrays).
     key: a PRNG key.
     batch_size: static Python int B.
+    flip: flip each image horizontally with probability 1/2 (its own key,
+      ``fold_in(key, 1)``, so the images drawn are the same as without flips).
 
   Returns:
     `{'image': float32 [B, H, W, C] in [-1, 1], 'label': int32 [B]}`.
@@ -56,11 +59,15 @@ def draw_image_batch(arrays: dict, key: jax.Array, batch_size: int) -> dict:
   # latter form then maps 255 to 1.0000001; this one hits -1 and 1 exactly.
   image = (jnp.asarray(images)[idx].astype(jnp.float32) - 127.5) / 127.5
   label = jnp.asarray(arrays['label'])[idx].astype(jnp.int32)
+  if flip:
+    mirror = jax.random.bernoulli(jax.random.fold_in(key, 1), 0.5, (batch_size, 1, 1, 1))
+    image = jnp.where(mirror, image[:, :, ::-1], image)
   return {'image': image, 'label': label}
 
 
 def make_image_source(image: np.ndarray, label: Optional[np.ndarray], *, name: str,
-                      source: str, num_classes: Optional[int], **extra_info: Any) -> Source:
+                      source: str, num_classes: Optional[int], flip: bool = False,
+                      **extra_info: Any) -> Source:
   """Validates in-memory image arrays and wraps them into a `Source`.
 
   Args:
@@ -71,6 +78,7 @@ def make_image_source(image: np.ndarray, label: Optional[np.ndarray], *, name: s
     name: dataset name for `info['name']`.
     source: backend name for `info['source']`.
     num_classes: number of classes, or None when unlabelled.
+    flip: the draw flips images horizontally at random (``draw_image_batch``).
     **extra_info: additional entries for `info` (e.g. the directory it was read from).
 
   Returns:
@@ -102,4 +110,5 @@ def make_image_source(image: np.ndarray, label: Optional[np.ndarray], *, name: s
       'source': source,
   }
   info.update(extra_info)
-  return Source(arrays={'image': image, 'label': label}, draw=draw_image_batch, info=info)
+  draw = functools.partial(draw_image_batch, flip=True) if flip else draw_image_batch
+  return Source(arrays={'image': image, 'label': label}, draw=draw, info=info)

@@ -76,6 +76,77 @@ def _open_error(name: str, split: str, data_dir: str, error: Exception) -> DataE
                    f'{sorted(builder.info.splits)}')
 
 
+def open_data_source(name: str, split: str = 'train', data_dir: str = ''):
+  """Opens a prepared TFDS split for random access (`tfds.data_source`), without TensorFlow.
+
+  Args:
+    name: TFDS name, optionally with config/version ('cifar10', 'mnist:3.0.1').
+    split: TFDS split spec ('train', 'test', 'train[:90%]', ...).
+    data_dir: TFDS data dir; '' means the TFDS default (`$TFDS_DATA_DIR` or
+      `~/tensorflow_datasets`).
+
+  Returns:
+    The data source: `len(source)`, `source[i]` -> a dict of numpy values, and
+    `source.dataset_info`. Read it with `__getitem__` one example at a time (module docstring).
+
+  Raises:
+    DataError: unknown name (with suggestions), dataset not prepared (with how to prepare
+      it), no random-access file format, or a bad split (listing the available ones).
+  """
+  tfds = _tfds()
+  _check_known(name)
+  old_verbosity = absl_logging.get_verbosity()
+  # TFDS logs a warning for each half-prepared variant folder it looks at; our DataError below
+  # names the problem in one line instead.
+  absl_logging.set_verbosity(absl_logging.ERROR)
+  try:
+    return tfds.data_source(name, split=split, data_dir=data_dir or None, download=False,
+                            try_gcs=False)
+  except tfds.core.registered.DatasetNotFoundError as e:
+    raise DataError(f'unknown TFDS dataset {name!r}; see tfds.list_builders()') from e
+  except (NotImplementedError, ValueError, KeyError, AssertionError, OSError) as e:
+    raise _open_error(name, split, data_dir, e) from e
+  finally:
+    absl_logging.set_verbosity(old_verbosity)
+
+
+def image_features(source, name: str, variable_size_ok: bool = False) -> dict:
+  """Checks that an opened TFDS source holds uint8 images and describes its features.
+
+  Args:
+    source: from `open_data_source`.
+    name: the TFDS name, for messages.
+    variable_size_ok: accept images whose height/width is None (the caller resizes them).
+
+  Returns:
+    `{'shape': (H, W, C) with None for a variable size, 'num_classes': int or None,
+    'class_names': list of str or None}`; a 'label' that is not a ClassLabel (e.g. a float
+    regression target) is not a class, so it gives None.
+
+  Raises:
+    DataError: no 'image' feature, non-uint8 or (unless allowed) variable-size images.
+  """
+  features = source.dataset_info.features
+  if 'image' not in features:
+    raise DataError(f'TFDS dataset {name!r} has no "image" feature (features: '
+                    f'{sorted(features.keys())}); only image datasets are supported')
+  image_feature = features['image']
+  shape = tuple(image_feature.shape)
+  if len(shape) != 3 or shape[2] is None or (None in shape and not variable_size_ok):
+    raise DataError(f'TFDS dataset {name!r} has images of shape {shape}; only fixed-size '
+                    '(H, W, C) images are supported, pick a resized config/variant')
+  if np.dtype(image_feature.np_dtype) != np.uint8:
+    raise DataError(f'TFDS dataset {name!r} has {np.dtype(image_feature.np_dtype)} images; '
+                    'only uint8 images are supported')
+  label_feature = features['label'] if 'label' in features else None
+  num_classes = getattr(label_feature, 'num_classes', None)
+  return {
+      'shape': shape,
+      'num_classes': int(num_classes) if num_classes is not None else None,
+      'class_names': list(label_feature.names) if num_classes is not None else None,
+  }
+
+
 def load_tfds_arrays(name: str, split: str = 'train', data_dir: str = '') -> dict:
   """Loads a whole split of a prepared TFDS image dataset into memory.
 
@@ -93,37 +164,9 @@ def load_tfds_arrays(name: str, split: str = 'train', data_dir: str = '') -> dic
     DataError: unknown name (with suggestions), dataset not prepared (with how to prepare
       it), no 'image' feature, variable-size or non-uint8 images.
   """
-  tfds = _tfds()
-  _check_known(name)
-  old_verbosity = absl_logging.get_verbosity()
-  # TFDS logs a warning for each half-prepared variant folder it looks at; our DataError below
-  # names the problem in one line instead.
-  absl_logging.set_verbosity(absl_logging.ERROR)
-  try:
-    source = tfds.data_source(name, split=split, data_dir=data_dir or None, download=False,
-                              try_gcs=False)
-  except tfds.core.registered.DatasetNotFoundError as e:
-    raise DataError(f'unknown TFDS dataset {name!r}; see tfds.list_builders()') from e
-  except (NotImplementedError, ValueError, KeyError, AssertionError, OSError) as e:
-    raise _open_error(name, split, data_dir, e) from e
-  finally:
-    absl_logging.set_verbosity(old_verbosity)
-
-  features = source.dataset_info.features
-  if 'image' not in features:
-    raise DataError(f'TFDS dataset {name!r} has no "image" feature (features: '
-                    f'{sorted(features.keys())}); only image datasets are supported')
-  image_feature = features['image']
-  shape = tuple(image_feature.shape)
-  if len(shape) != 3 or None in shape:
-    raise DataError(f'TFDS dataset {name!r} has images of shape {shape}; only fixed-size '
-                    '(H, W, C) images are supported, pick a resized config/variant')
-  if np.dtype(image_feature.np_dtype) != np.uint8:
-    raise DataError(f'TFDS dataset {name!r} has {np.dtype(image_feature.np_dtype)} images; '
-                    'only uint8 images are supported')
-  label_feature = features['label'] if 'label' in features else None
-  num_classes = getattr(label_feature, 'num_classes', None)
-  # A 'label' that is not a ClassLabel (e.g. a float regression target) is not a class.
+  source = open_data_source(name, split, data_dir)
+  described = image_features(source, name)
+  shape, num_classes = described['shape'], described['num_classes']
   has_label = num_classes is not None
 
   count = len(source)
@@ -139,6 +182,6 @@ def load_tfds_arrays(name: str, split: str = 'train', data_dir: str = '') -> dic
   return {
       'image': images,
       'label': labels,
-      'num_classes': int(num_classes) if has_label else None,
+      'num_classes': num_classes,
       'data_dir': os.fspath(data_dir) if data_dir else '',
   }

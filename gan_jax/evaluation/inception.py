@@ -14,19 +14,25 @@ pytorch-fid weights with
   python -m gan_jax.evaluation.convert_inception \
       --src pt_inception-2015-12-05-6726825d.pth --out ~/.cache/gan_jax/inception_fid.npz
 
-Preprocessing (``preprocess``) is pytorch-fid's, step by step:
+Preprocessing (``preprocess``) takes ``[N, H, W, C]`` (or ``[N, H, W]``), C = 1 or 3, any H and
+W, either uint8 in [0, 255] or floats in [-1, 1] (our generators' and ``load_samples``' range).
+Grayscale is repeated to 3 channels. Floats outside [-1, 1] are an error, because floats in
+[0, 255] or [0, 1] would give plausible-looking but wrong features. The resize to 299 x 299 is one
+of ``RESIZES`` (one setting, ``resize=``; default ``DEFAULT_RESIZE = 'clean'``):
 
-1. Input ``[N, H, W, C]`` (or ``[N, H, W]``), C = 1 or 3, any H and W, either uint8 in [0, 255]
-   or floats in [-1, 1] (our generators' and ``load_samples``' range). Grayscale is repeated
-   to 3 channels. Floats outside [-1, 1] are an error, because floats in [0, 255] or [0, 1]
-   would give plausible-looking but wrong features.
-2. To [0, 1]: ``u / 255`` for uint8, ``(x + 1) / 2`` for floats (pytorch-fid's ToTensor).
-3. Resize to 299 x 299 with bilinear interpolation exactly as
-   ``F.interpolate(x, (299, 299), mode='bilinear', align_corners=False)``: output pixel ``o``
-   reads the source at ``s = max((o + 0.5) * in / out - 0.5, 0)`` and mixes pixels
-   ``floor(s)`` and ``min(floor(s) + 1, in - 1)`` linearly; no antialiasing when shrinking.
-4. To [-1, 1]: ``2 x - 1`` (pytorch-fid's ``normalize_input``).
+- ``'clean'``: clean-fid's (Parmar et al., 2022; ``clean_resize``): floats are quantized to uint8
+  (``round((x + 1) * 127.5)``), each channel is resized with PIL's antialiased BICUBIC in float32
+  and clipped to [0, 255], then mapped to [-1, 1] by ``x / 127.5 - 1``. Use it for numbers to
+  compare with clean-fid's (``mode='clean'`` there runs the TF graph, which maps [0, 255] by
+  ``(x - 128) / 128``; we keep pytorch-fid's weights and its ``2 (x / 255) - 1``).
+- ``'bilinear'``: pytorch-fid's, step by step: to [0, 1] by ``u / 255`` for uint8 or
+  ``(x + 1) / 2`` for floats (ToTensor); resize exactly as
+  ``F.interpolate(x, (299, 299), mode='bilinear', align_corners=False)``: output pixel ``o``
+  reads the source at ``s = max((o + 0.5) * in / out - 0.5, 0)`` and mixes pixels ``floor(s)``
+  and ``min(floor(s) + 1, in - 1)`` linearly, with no antialiasing when shrinking; then
+  ``2 x - 1`` (``normalize_input``). Use it for numbers to compare with pytorch-fid's.
 
+The two give different FIDs for the same images (the paper's point): report which one you used.
 FID itself is ``metrics.fd`` on these features (``inception_fd`` below). Compare FIDs only at
 equal N (pytorch-fid's convention is 50 000 generated images against the training set).
 Convolutions and the resize run at ``Precision.HIGHEST``, so GPUs do not silently use TF32.
@@ -41,9 +47,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm import tqdm
 
 from gan_jax.errors import UserError
-from gan_jax.evaluation import classifier, metrics
+from gan_jax.evaluation import classifier, clean_resize, metrics
 
 RESOLUTION = 299
 FEATURE_DIM = 2048
@@ -55,6 +62,19 @@ PTH_NAME = 'pt_inception-2015-12-05-6726825d.pth'
 PTH_URL = ('https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/' + PTH_NAME)
 
 _HIGHEST = jax.lax.Precision.HIGHEST
+
+RESIZES = {
+    'clean': 'clean-fid: quantize to uint8, PIL bicubic per channel, antialiased',
+    'bilinear': 'pytorch-fid: F.interpolate bilinear, align_corners=False, not antialiased',
+}
+DEFAULT_RESIZE = 'clean'
+
+
+def check_resize(resize: str) -> str:
+  if resize not in RESIZES:
+    raise UserError(f'resize={resize!r}: expected one of ' +
+                    ', '.join(f'{k!r} ({v})' for k, v in RESIZES.items()))
+  return resize
 
 
 def convert_command(out: str) -> str:
@@ -257,8 +277,8 @@ def _as_nhwc(images) -> np.ndarray:
   return x
 
 
-@functools.partial(jax.jit, static_argnums=1)
-def _preprocess(x, size: int):
+def _bilinear(x, size: int):
+  """uint8 or [-1, 1] floats -> pytorch-fid's bilinear resize, in [-1, 1]."""
   if x.dtype == jnp.uint8:
     x = x.astype(jnp.float32) / 255.0
   else:
@@ -267,18 +287,30 @@ def _preprocess(x, size: int):
   rw = jnp.asarray(bilinear_matrix(x.shape[2], size), jnp.float32)
   x = jnp.einsum('oh,nhwc->nowc', rh, x, precision=_HIGHEST)
   x = jnp.einsum('pw,nowc->nopc', rw, x, precision=_HIGHEST)
-  x = 2.0 * x - 1.0
+  return 2.0 * x - 1.0
+
+
+def _clean(x, size: int):
+  """uint8 or [-1, 1] floats -> clean-fid's quantize + bicubic resize, in [-1, 1]."""
+  x = clean_resize.resize(clean_resize.quantize(x).astype(jnp.float32), size)
+  return x / 127.5 - 1.0
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _preprocess(x, size: int, resize: str):
+  x = _clean(x, size) if resize == 'clean' else _bilinear(x, size)
   return jnp.broadcast_to(x, x.shape[:3] + (3,))  # grayscale: the one channel thrice
 
 
-def preprocess(images, size: int = RESOLUTION) -> jax.Array:
-  """pytorch-fid's input pipeline (module docstring): images -> ``[N, size, size, 3]`` in [-1, 1].
+def preprocess(images, size: int = RESOLUTION, resize: str = DEFAULT_RESIZE) -> jax.Array:
+  """The network's input (module docstring): images -> ``[N, size, size, 3]`` in [-1, 1].
 
   Args:
     images: uint8 in [0, 255] or floats in [-1, 1]; ``[N, H, W]`` or ``[N, H, W, 1|3]``.
     size: output side; 299 for FID (other values only for tests).
+    resize: ``'clean'`` (clean-fid) or ``'bilinear'`` (pytorch-fid); see ``RESIZES``.
   """
-  return _preprocess(jnp.asarray(_as_nhwc(images)), size)
+  return _preprocess(jnp.asarray(_as_nhwc(images)), size, check_resize(resize))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -394,54 +426,62 @@ def _pool3(variables, x):
 class InceptionFeatures:
   """FID Inception pool3 features: ``InceptionFeatures.load(path).features(images)``."""
 
-  def __init__(self, variables: Dict, resolution: int = RESOLUTION):
+  def __init__(self, variables: Dict, resolution: int = RESOLUTION,
+               resize: str = DEFAULT_RESIZE):
     """``variables``: ``{'params', 'batch_stats'}`` of ``FIDInceptionV3``. ``resolution`` other
-    than 299 is for fast tests only; it is not FID."""
+    than 299 is for fast tests only; it is not FID. ``resize``: one of ``RESIZES``."""
     self.variables = variables
     self.resolution = resolution
+    self.resize = check_resize(resize)
 
   @classmethod
-  def load(cls, path: Optional[str] = None) -> 'InceptionFeatures':
+  def load(cls, path: Optional[str] = None, resize: str = DEFAULT_RESIZE) -> 'InceptionFeatures':
     """From our ``.npz`` (default ``default_weights_path()``)."""
-    return cls(load_weights(path or default_weights_path()))
+    return cls(load_weights(path or default_weights_path()), resize=resize)
 
   @classmethod
-  def random(cls, seed: int = 0, resolution: int = RESOLUTION) -> 'InceptionFeatures':
+  def random(cls, seed: int = 0, resolution: int = RESOLUTION,
+             resize: str = DEFAULT_RESIZE) -> 'InceptionFeatures':
     """Random weights, for tests only: He-normal kernels and BatchNorm scale, bias, mean and
     variance drawn around 1, 0, 0, 1 (so that every term of the BN formula matters)."""
     return cls(unflatten({k: jnp.asarray(v) for k, v in random_weights(seed).items()}),
-               resolution)
+               resolution, resize)
 
-  def features(self, images, batch_size: int = 50) -> np.ndarray:
+  def features(self, images, batch_size: int = 50, progress: bool = False) -> np.ndarray:
     """pool3 features ``[N, 2048]`` float32 of ``images`` (contract: ``preprocess``).
 
     Runs jitted in batches of exactly ``batch_size`` images: a short last batch (or a set
     smaller than one batch) is zero-padded, so one compilation per batch size and image shape
     serves every set. Each image's features are independent of its batch (BatchNorm uses
-    running statistics).
+    running statistics). ``progress``: a tqdm bar over the batches (on stderr).
     """
     if batch_size < 1:
       raise UserError(f'batch_size={batch_size}: expected an integer >= 1')
     x = _as_nhwc(images)
     b = batch_size
+    starts = range(0, len(x), b)
+    if progress:
+      starts = tqdm(starts, desc='Inception features', unit='batch', leave=False)
     out = []
-    for i in range(0, len(x), b):
+    for i in starts:
       chunk = x[i:i + b]
       m = len(chunk)
       if m < b:
         chunk = np.concatenate([chunk, np.zeros((b - m,) + chunk.shape[1:], chunk.dtype)])
-      y = _pool3(self.variables, _preprocess(jnp.asarray(chunk), self.resolution))
+      y = _pool3(self.variables, _preprocess(jnp.asarray(chunk), self.resolution, self.resize))
       out.append(np.asarray(y[:m], np.float32))
     return np.concatenate(out)
 
   __call__ = features
 
 
-def inception_fd(real, fake, weights_path: Optional[str] = None, batch_size: int = 50) -> float:
+def inception_fd(real, fake, weights_path: Optional[str] = None, batch_size: int = 50,
+                 resize: str = DEFAULT_RESIZE) -> float:
   """FID: ``metrics.fd`` of the pool3 features of two image sets (contract: ``preprocess``).
 
   ``weights_path`` defaults to ``default_weights_path()``; a missing file is a UserError naming
-  it and the conversion command. The value depends on the set sizes: compare at equal N.
+  it and the conversion command. ``resize``: ``'clean'`` (clean-fid's numbers) or
+  ``'bilinear'`` (pytorch-fid's). The value depends on the set sizes: compare at equal N.
   """
-  net = InceptionFeatures.load(weights_path)
+  net = InceptionFeatures.load(weights_path, resize=resize)
   return metrics.fd(net.features(real, batch_size), net.features(fake, batch_size))

@@ -7,8 +7,26 @@ The CIFAR-10 ResNet of "Spectral Normalization for GANs" (its appendix), NHWC:
        -> sum over H, W -> SN Dense 1                                                 (8x8 last)
 
 and a 28x28 variant for MNIST-sized data: G starts at 7x7 and has 2 up blocks (7 -> 14 -> 28);
-D is the same net (its two down blocks take 28 -> 14 -> 7). ``LAYOUTS`` maps image sizes to G's
-start size and number of up blocks. Widths are ``g_ch`` / ``d_ch`` (256 / 128 in the paper).
+D is the same net (its two down blocks take 28 -> 14 -> 7). Widths are ``g_ch`` / ``d_ch`` (256 /
+128 in the paper), the same in every block.
+
+64, 128 and 256 px, in the style of BigGAN (Brock et al., 2019): ``n = log2(R/4)`` and per-block
+widths from channel multipliers ``mults = (m_0, ..., m_n)`` (G's order, widest first):
+
+  G: z -> Dense 4x4x(g_ch m_0) -> ResBlock up (g_ch m_1) -> ... -> ResBlock up (g_ch m_n)
+       -> BN, ReLU -> Conv 3x3 (C) -> tanh                                             (R x R)
+  D: x -> OptimizedBlock down (d_ch m_n) -> ResBlock down (d_ch m_{n-1}) -> ...
+       -> ResBlock down (d_ch m_1) -> ResBlock (d_ch m_0) -> ReLU -> sum over H, W
+       -> SN Dense 1 [+ projection]                                                    (4x4 last)
+
+so G has n up blocks and D n down blocks (one per halving to 4x4) and one more at 4x4.
+``CH_MULTS`` holds the defaults, BigGAN's G widths (Brock et al., 2019, appendix B), with D the
+mirror of G: 64 px (16, 8, 4, 2, 1), 128 px (16, 16, 8, 4, 2, 1), 256 px
+(16, 16, 8, 8, 4, 2, 1), for ``g_ch = d_ch = 64`` (``gan_jax.models`` uses 64 by default at these
+sizes: 1024 channels at 4x4). At 32 px ``mults`` (4 entries: the dense layer and the 3 up
+blocks; D's 4 blocks take them mirrored) may set the widths of the SNGAN layout; () keeps it.
+``LAYOUTS`` maps image sizes to G's start size and number of up blocks, ``D_DOWN`` to D's number
+of down blocks.
 
 G's ResBlock:  h = Conv3x3(ReLU(BN(Conv3x3(up(ReLU(BN(x)))))));  x' = h + Conv1x1(up(x))
 D's ResBlock:  h = Conv3x3(ReLU(Conv3x3(ReLU(x)))) [-> avgpool];  x' = h + shortcut(x), where the
@@ -30,7 +48,7 @@ takes ``labels=None`` only while initialising. Init: Glorot uniform, gain sqrt(2
 residual convs and 1 elsewhere, as in the authors' code.
 """
 
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -40,10 +58,17 @@ from gan_jax.models.layers import labels_for as _labels_for
 
 ModuleDef = Any
 
-__all__ = ['LAYOUTS', 'ConditionalBatchNorm', 'Discriminator', 'Generator']
+__all__ = ['CH_MULTS', 'D_DOWN', 'LAYOUTS', 'ConditionalBatchNorm', 'Discriminator', 'Generator']
 
 # Image size (H, W) -> (G's start size, G's number of 2x up blocks).
-LAYOUTS = {(32, 32): (4, 3), (28, 28): (7, 2)}
+LAYOUTS = {(32, 32): (4, 3), (28, 28): (7, 2), (64, 64): (4, 4), (128, 128): (4, 5),
+           (256, 256): (4, 6)}
+# Image size -> D's number of down blocks; D has len(mults) blocks (4 for the SNGAN layouts).
+D_DOWN = {(32, 32): 2, (28, 28): 2, (64, 64): 4, (128, 128): 5, (256, 256): 6}
+# Image size -> default channel multipliers, G's order (D takes them reversed); () = every block
+# g_ch / d_ch wide (the SNGAN layouts).
+CH_MULTS = {(32, 32): (), (28, 28): (), (64, 64): (16, 8, 4, 2, 1),
+            (128, 128): (16, 16, 8, 4, 2, 1), (256, 256): (16, 16, 8, 8, 4, 2, 1)}
 
 _init = nn.initializers.xavier_uniform()
 # Glorot uniform with gain sqrt(2): variance_scaling's scale is the gain squared.
@@ -128,11 +153,13 @@ class Generator(nn.Module):
 
   Attributes:
     channels: image channels C.
-    ch: width of every block (256 in the paper).
-    bottom: spatial size of the first feature map (4 for 32x32, 7 for 28x28).
-    num_blocks: number of 2x up blocks (3 for 32x32, 2 for 28x28).
+    ch: base width (256 in the paper).
+    bottom: spatial size of the first feature map (4, or 7 for 28x28).
+    num_blocks: number of 2x up blocks (log2(R/4), 2 for 28x28).
     num_classes: > 0 makes G class-conditional (``ConditionalBatchNorm`` in the blocks; then
       ``labels`` are required except while initialising); 0 ignores ``labels``.
+    mults: () = every layer ``ch`` wide (SNGAN); else ``num_blocks + 1`` multipliers: the dense
+      layer's width ``ch * mults[0]``, block i's ``ch * mults[i]``.
   """
   channels: int = 3
   ch: int = 256
@@ -144,17 +171,22 @@ class Generator(nn.Module):
   dense: ModuleDef = nn.Dense
   conv: ModuleDef = nn.Conv
   norm: ModuleDef = nn.BatchNorm
+  mults: Tuple[int, ...] = ()
 
   @nn.compact
   def __call__(self, z, labels=None, train: bool = True):
+    mults = tuple(self.mults) or (1,) * (self.num_blocks + 1)
+    if len(mults) != self.num_blocks + 1:
+      raise ValueError(f'mults={mults} needs num_blocks + 1 = {self.num_blocks + 1} entries')
+    widths = [self.ch * m for m in mults]
     labels = _labels_for(self, labels, z.shape[0]) if self.num_classes else None
     b = z.shape[0]
-    x = self.dense(self.bottom * self.bottom * self.ch, kernel_init=_init, dtype=self.dtype,
+    x = self.dense(self.bottom * self.bottom * widths[0], kernel_init=_init, dtype=self.dtype,
                    name='dense')(z.reshape(b, -1))
-    x = x.reshape(b, self.bottom, self.bottom, self.ch)
+    x = x.reshape(b, self.bottom, self.bottom, widths[0])
     for i in range(self.num_blocks):
-      x = GBlock(self.ch, self.num_classes, self.bn_axis_name, self.dtype, self.conv, self.norm,
-                 name=f'block{i + 1}')(x, labels, train)
+      x = GBlock(widths[i + 1], self.num_classes, self.bn_axis_name, self.dtype, self.conv,
+                 self.norm, name=f'block{i + 1}')(x, labels, train)
     # The last BN is unconditional, as in the authors' code.
     x = _bn(self.norm, 0, train, self.bn_axis_name, self.dtype, 'bn')(x, None)
     x = _conv(self.conv, self.channels, 3, _init, self.dtype, 'conv_out')(nn.relu(x))
@@ -162,7 +194,7 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-  """``images [B, H, W, C] -> logits [B]`` (and the pooled features ``[B, ch]`` with
+  """``images [B, H, W, C] -> logits [B]`` (and the pooled features ``[B, ch * mults[-1]]`` with
   ``return_features``: what feature matching matches).
 
   ``logit = w . phi(x) + b [+ <embed(y), phi(x)>]`` where ``phi(x)`` is the sum over space of
@@ -171,9 +203,13 @@ class Discriminator(nn.Module):
   ``labels`` are ignored.
 
   Attributes:
-    ch: width of every block (128 in the paper).
+    ch: base width (128 in the paper).
     num_classes: > 0 adds the projection term (Miyato & Koyama, 2018).
     spectral_norm: spectral normalisation on every layer (on in SNGAN).
+    mults: one multiplier per block, input side first: block i is ``ch * mults[i]`` wide. The
+      default, 4 blocks of ``ch``, is SNGAN's D.
+    num_down: the first ``num_down`` blocks halve H and W (block 1 is the optimized block); the
+      others keep it. 2 in SNGAN; ``log2(R/4)`` for the 64-256 px layouts.
   """
   ch: int = 128
   num_classes: int = 0
@@ -181,19 +217,24 @@ class Discriminator(nn.Module):
   dtype: Any = None
   conv: ModuleDef = nn.Conv
   dense: ModuleDef = nn.Dense
+  mults: Tuple[int, ...] = (1, 1, 1, 1)
+  num_down: int = 2
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True, return_features: bool = False):
+    if not 1 <= self.num_down <= len(self.mults):
+      raise ValueError(f'num_down={self.num_down} must lie in [1, len(mults)={len(self.mults)}]')
     kw = dict(spectral_norm=self.spectral_norm, dtype=self.dtype, conv=self.conv)
-    h = DBlock(self.ch, downsample=True, optimized=True, name='block1', **kw)(x, train)
-    h = DBlock(self.ch, downsample=True, name='block2', **kw)(h, train)
-    h = DBlock(self.ch, downsample=False, name='block3', **kw)(h, train)
-    h = DBlock(self.ch, downsample=False, name='block4', **kw)(h, train)
-    features = jnp.sum(nn.relu(h).astype(jnp.float32), axis=(1, 2))  # [B, ch]
+    h = x
+    for i, m in enumerate(self.mults):
+      h = DBlock(self.ch * m, downsample=i < self.num_down, optimized=i == 0,
+                 name=f'block{i + 1}', **kw)(h, train)
+    features = jnp.sum(nn.relu(h).astype(jnp.float32), axis=(1, 2))  # [B, ch * mults[-1]]
     logits = maybe_sn(self.dense(1, kernel_init=_init, name='linear'), self.spectral_norm,
                       train)(features)[:, 0]
     if self.num_classes:
-      embed = maybe_sn(nn.Embed(self.num_classes, self.ch, embedding_init=_init, name='embed'),
+      embed = maybe_sn(nn.Embed(self.num_classes, features.shape[-1], embedding_init=_init,
+                                name='embed'),
                        self.spectral_norm, train)
       logits = logits + jnp.sum(embed(_labels_for(self, labels, x.shape[0])) * features, axis=-1)
     logits = logits.astype(jnp.float32)
