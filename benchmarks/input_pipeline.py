@@ -11,7 +11,7 @@ temporary folder first: photos are usually bigger than the training resolution (
 for 64 px, FFHQ 1024 for 256 px). Timed after two warm-up batches (worker start-up).
 
 The train step is the compiled step of launch.py (the DCGAN scaled to R, experiments/folder.py,
-batch 64, data on the device) on this machine's CPU, timed after compilation; its FLOPs are
+batch ``--step_batch``, data on the device) on this machine's CPU, timed after compilation; its FLOPs are
 XLA's cost analysis of the lowered step. ``--gpu_tflops`` (default: the bf16 matmul roofline
 measured on an H100 in benchmarks/README.md) and ``--gpu_efficiency`` turn the FLOPs into a
 paper estimate of a GPU's images/s, and so of how many hosts' pipelines one GPU consumes.
@@ -106,7 +106,9 @@ def main():
   p.add_argument('--source_scale', type=float, default=2.0)
   p.add_argument('--batch', type=int, default=64)
   p.add_argument('--batches', type=int, default=4)
-  p.add_argument('--step_steps', type=int, default=3)
+  p.add_argument('--step_steps', type=int, default=2)
+  p.add_argument('--step_batch', type=int, default=16,
+                 help='batch of the timed train step (small: a 256 px step is slow on a CPU)')
   p.add_argument('--no-step', dest='step', action='store_false')
   p.add_argument('--gpu_tflops', type=float, default=618.0,
                  help='bf16 matmul roofline of the GPU (H100, benchmarks/README.md: 618-722)')
@@ -130,7 +132,7 @@ def main():
         row[f'pipeline_images_per_s_{w}w'] = round(ips, 1)
         print(f'  pipeline, {w} workers: {ips:8.1f} images/s', flush=True)
       if args.step:
-        ips, gflop = time_step(res, args.batch, args.step_steps)
+        ips, gflop = time_step(res, args.step_batch, args.step_steps)
         row['step_images_per_s_cpu'] = round(ips, 2)
         row['gflop_per_image'] = round(gflop, 3)
         gpu = args.gpu_tflops * 1e3 * args.gpu_efficiency / gflop

@@ -121,6 +121,15 @@ def test_a_bad_file_stops_the_stream_or_is_skipped_and_counted():
   seen = sum((_ids(local.next()) for _ in range(6)), [])  # 48 good elements: two epochs
   assert 5 not in seen and sorted(set(seen)) == sorted(set(range(24)) - {5})
   assert local.skipped == 2 and local.get_state()['skipped'] == 2
+  # Resuming in the middle of a chunk whose batches a skipped file shifted: the same stream.
+  fresh = lambda: stream.LocalBatches(stream.element_dataset(
+      _Flaky(), seed=3, global_batch=8, skip_bad_files=True), 8)
+  first = fresh()
+  head = [_ids(first.next()) for _ in range(2)]
+  resumed = fresh()
+  resumed.set_state(json.loads(json.dumps(first.get_state())))
+  assert head + [_ids(resumed.next()) for _ in range(4)] == [seen[8 * k:8 * k + 8]
+                                                            for k in range(6)]
 
 
 def test_flips_mirror_about_half_and_are_fixed_by_the_seed(npy):
@@ -283,3 +292,46 @@ def test_two_training_processes_match_one(tmp_path):
   assert {'process_0-of-2.json', 'process_1-of-2.json'} <= set(
       os.listdir(tmp_path / 'two' / 'checkpoints' / '6' / 'data'))
   assert _max_diff(_final_params(str(tmp_path / 'two')), _final_params(str(tmp_path / 'one'))) < 1e-5
+
+
+def test_a_streamed_folder_run_skips_bad_files_says_fid_is_off_and_samples(tmp_path, capsys,
+                                                                              monkeypatch):
+  """experiments/folder.py:smoke streamed from a folder with one truncated file: it trains,
+  counts the skipped file, says once that in-training FID is off (no Inception weights), and
+  its checkpoint restores for sampling."""
+  from image_folder_fixture import write_image_folder  # pylint: disable=g-import-not-at-top
+  from gan_jax import run as run_lib, train  # pylint: disable=g-import-not-at-top
+  from gan_jax.evaluation import inception_eval  # pylint: disable=g-import-not-at-top
+  monkeypatch.setenv('GAN_JAX_CACHE', str(tmp_path / 'cache'))
+  monkeypatch.setattr(inception_eval, '_said_weights_missing', False)
+  write_image_folder(str(tmp_path / 'images'), num_per_class=4)
+  sys.path.insert(0, REPO)
+  from experiments import folder as folder_config  # pylint: disable=g-import-not-at-top
+  c = folder_config.get_config('smoke')
+  c.data.dir, c.data.pipeline, c.data.skip_bad_files = str(tmp_path / 'images'), 'stream', True
+  c.num_devices, c.eval_num, c.eval_every = 1, 8, 3
+  state = train.train_and_evaluate(c, str(tmp_path / 'run'))
+  assert int(state.step) == c.num_steps
+  out = capsys.readouterr()
+  said = out.out + out.err
+  assert said.count('in-training FID is off: no Inception weights') == 1
+  assert 'unreadable files skipped so far' in said and 'truncated.png' in said
+  _, shape, exp, restored = run_lib.restore_run(str(tmp_path / 'run'))
+  assert shape == (32, 32, 3) and int(restored.step) == c.num_steps
+  samples = exp.sample(restored, 5)
+  assert samples.shape == (5, 32, 32, 3) and np.all(np.abs(samples) <= 1)
+
+
+@pytest.mark.slow
+def test_an_unreadable_file_stops_launch_with_its_name(tmp_path):
+  """Without skip_bad_files, a truncated file read by a grain worker ends launch.py with one
+  error line naming the file, and exit code 2."""
+  from image_folder_fixture import write_image_folder  # pylint: disable=g-import-not-at-top
+  meta = write_image_folder(str(tmp_path / 'images'), num_per_class=4)
+  r = subprocess.run([sys.executable, 'launch.py', '--config=experiments/folder.py:smoke',
+                      f'--workdir={tmp_path / "run"}', f'--config.data.dir={tmp_path / "images"}',
+                      '--config.data.pipeline=stream', '--config.data.workers=1'],
+                     cwd=REPO, env=subprocess_env(), text=True, capture_output=True, timeout=300)
+  errors = [line for line in r.stderr.splitlines() if line.startswith('error:')]
+  assert r.returncode == 2 and len(errors) == 1, r.stderr[-3000:]
+  assert meta['truncated'] in errors[0] and 'skip_bad_files=True' in errors[0]

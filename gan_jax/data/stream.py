@@ -107,52 +107,78 @@ def element_dataset(records, *, seed: int, global_batch: int, process_index: int
 
 class LocalBatches:
   """This process's batches of ``size`` good elements, read through grain (``workers`` decoding
-  processes, 0 = in this process). ``get_state``/``set_state``: the position after the last
-  batch returned."""
+  processes, 0 = threads in this process).
+
+  The elements cross from the workers in chunks of ``size`` consecutive ones (one pickled array
+  per chunk, not one per image), and the batches are cut from the chunks here, so that a skipped
+  file only shifts the batches and the stream does not depend on the number of workers.
+  ``get_state``/``set_state``: the position after the last batch returned (the chunk it ends in,
+  and how far into it).
+  """
 
   def __init__(self, elements: grain.MapDataset, size: int, workers: int = 0,
                prefetch: int = 4):
     if not flags.FLAGS.is_parsed():  # grain reads its absl flags; a notebook has parsed none
       flags.FLAGS.mark_as_parsed()
-    ds = elements.to_iter_dataset(grain.ReadOptions(num_threads=0 if workers else 2,
-                                                    prefetch_buffer_size=0 if workers else size))
+    ds = elements.batch(size).to_iter_dataset(
+        grain.ReadOptions(num_threads=0 if workers else 2, prefetch_buffer_size=0 if workers
+                          else 2))
     if workers:
-      ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers,
-                                                       per_worker_buffer_size=prefetch))
+      ds = ds.mp_prefetch(grain.MultiprocessingOptions(
+          num_workers=workers, per_worker_buffer_size=max(1, prefetch // size + 1)))
     self._ds, self.size = ds, size
     self._it = None
-    self._pending_state = None
+    self._chunk, self._offset = None, 0   # the current chunk and how much of it was used
+    self._chunk_state = None              # grain's position before the current chunk
+    self._pending = None                  # a position set before the iterator exists
     self.skipped = 0
 
   def _iterator(self):
     if self._it is None:
       self._it = iter(self._ds)
-      if self._pending_state is not None:
-        self._it.set_state(self._pending_state)
+      if self._pending is not None:
+        grain_state, offset = self._pending
+        self._pending = None
+        self._it.set_state(grain_state)
+        if offset:
+          self._next_chunk()
+          self._offset = offset
     return self._it
+
+  def _next_chunk(self):
+    self._chunk_state = self._it.get_state()
+    self._chunk, self._offset = next(self._it), 0
 
   def next(self) -> dict:
     """``{'image': uint8 [size, H, W, C], 'label': int32 [size]}``."""
-    it = self._iterator()
+    self._iterator()
     images, labels = [], []
     while len(images) < self.size:
-      ex = next(it)
-      if ex['bad']:
+      if self._chunk is None or self._offset == len(self._chunk['bad']):
+        self._next_chunk()
+      i = self._offset
+      self._offset += 1
+      if self._chunk['bad'][i]:
         self.skipped += 1
         continue
-      images.append(ex['image'])
-      labels.append(ex['label'])
+      images.append(self._chunk['image'][i])
+      labels.append(self._chunk['label'][i])
     return {'image': np.stack(images), 'label': np.asarray(labels, np.int32)}
 
   def get_state(self) -> dict:
-    grain_state = self._it.get_state() if self._it is not None else self._pending_state
-    return {'grain': grain_state, 'skipped': self.skipped}
+    if self._it is None:
+      grain_state, offset = self._pending if self._pending else (None, 0)
+    elif self._chunk is not None and self._offset < len(self._chunk['bad']):
+      grain_state, offset = self._chunk_state, self._offset
+    else:
+      grain_state, offset = self._it.get_state(), 0
+    return {'grain': grain_state, 'offset': offset, 'skipped': self.skipped}
 
   def set_state(self, state: dict):
     self.skipped = int(state.get('skipped', 0))
-    self._pending_state = state['grain']
-    if self._it is not None:
-      self._it.set_state(self._pending_state)
+    self.close()
+    self._chunk, self._offset = None, 0
+    self._pending = (state['grain'], int(state.get('offset', 0)))
 
   def close(self):
     if self._it is not None and hasattr(self._it, 'close'):

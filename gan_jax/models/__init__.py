@@ -138,6 +138,8 @@ def _sngan_resnet(cfg, data_shape, bn_axis_name, dtype, mm, f32):
   if size == (28, 28):
     _no_ch_mults(cfg, 'sngan_resnet')
     mults = ()
+  elif not cfg.get('ch_mults', ()) and size == (32, 32):
+    mults = ()  # SNGAN's net, module for module
   else:
     mults = _ch_mults(cfg, 'sngan_resnet', f'{size[0]}x{size[1]}', num_blocks + 1,
                       resnet.CH_MULTS[size] or (1,) * (num_blocks + 1))
