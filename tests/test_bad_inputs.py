@@ -33,7 +33,7 @@ def data(tmp_path_factory):
   root = tmp_path_factory.mktemp('data')
   good = write_idx_fixture(str(root / 'good'), n_train=32, n_test=8)
   dirs = {'good': good}
-  for name in ('magic', 'truncated', 'mismatch', 'shape32'):
+  for name in ('magic', 'truncated', 'mismatch', 'shape48'):
     dirs[name] = str(root / name)
     shutil.copytree(good, dirs[name])
   with gzip.open(os.path.join(dirs['magic'], 'train-images-idx3-ubyte.gz'), 'wb') as f:
@@ -42,7 +42,7 @@ def data(tmp_path_factory):
   raw = open(path, 'rb').read()
   open(path, 'wb').write(raw[:len(raw) // 2])
   _idx(os.path.join(dirs['mismatch'], 'train-labels-idx1-ubyte.gz'), np.zeros(20))
-  _idx(os.path.join(dirs['shape32'], 'train-images-idx3-ubyte.gz'), np.zeros((32, 32, 32)))
+  _idx(os.path.join(dirs['shape48'], 'train-images-idx3-ubyte.gz'), np.zeros((32, 48, 48)))
   # Sample files for `gan_jax.sample --samples`.
   nan = np.zeros((4, 28, 28), np.float32)
   nan[1, 2, 3] = np.nan
@@ -169,8 +169,9 @@ CASES = [
     ('idx_bad_magic', [MNIST, '--config.data.source=idx', 'DATA=magic'], 'magic'),
     ('idx_truncated_gz', [MNIST, '--config.data.source=idx', 'DATA=truncated'], 'train-images-idx3-ubyte.gz'),
     ('idx_label_count_mismatch', [MNIST, '--config.data.source=idx', 'DATA=mismatch'], '20'),
-    ('image_shape_model_cannot_take', [MNIST, '--config.data.source=idx', 'DATA=shape32'],
-     'config.model.name=dcgan_concat_proj takes 28x28 images, the data has shape (32, 32, 1)'),
+    ('image_shape_model_cannot_take', [MNIST, '--config.data.source=idx', 'DATA=shape48'],
+     'config.model.name=dcgan_concat_proj takes 28x28 images (the template) or square 32x32, '
+     '64x64, 128x128, 256x256 ones; the data has shape (48, 48, 1)'),
     ('tfds_unknown_name', [MNIST, '--config.data.source=tfds', '--config.data.name=mnistt'], 'mnistt'),
     ('workdir_is_a_file', [TOY, 'WORKDIR=file'], 'is a file, not a directory'),
     ('workdir_not_writable', [TOY, 'WORKDIR=unwritable'], 'pass a writable directory'),
