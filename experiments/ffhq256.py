@@ -17,7 +17,7 @@ bicubic, random horizontal flips. 70 000 images of 256x256x3 take 12.8 GiB, so t
 and the checkpoint holds every host's stream position.
 
 Nets: the SNGAN/BigGAN-style ResNet at 256 px (gan_jax/models/resnet.py): G from 4x4 through
-six up blocks, widths ``g_ch`` x (16, 16, 8, 8, 4, 2, 1 ...) (the 256 px default of
+six up blocks, widths ``g_ch`` x (16, 16, 8, 8, 4, 2, 1) (the 256 px default of
 ``model.ch_mults``), BN + ReLU, nearest 2x upsampling; D the mirror of down blocks with
 spectral normalisation on every layer, a projection head when conditional. Recipe: hinge loss,
 Adam 2e-4 (beta1 0, beta2 0.999), batch 64, bfloat16 activations on GPU/TPU, EMA of G (0.9999).
