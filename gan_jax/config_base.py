@@ -94,6 +94,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.optim.b2 = 0.999
   c.optim.schedule = 'constant'  # constant | linear (to 0 at the end) | cosine
   c.optim.warmup_steps = 0
+  c.optim.decay_start = 0.0      # fraction of the run at constant lr before a linear/cosine decay
 
   c.log_every = 50               # steps between metrics.jsonl / TensorBoard / progress-bar updates
   c.eval_every = 500             # steps between sample grids and eval metrics
@@ -217,6 +218,10 @@ def validate_config(config: ml_collections.ConfigDict):
         '--config.share_g_forward=False')
   check(config.instance_noise >= 0,
         f'config.instance_noise={config.instance_noise!r} must be >= 0 (0 = off)')
+  start = config.optim.get('decay_start', 0.0)
+  check(isinstance(start, (int, float)) and 0.0 <= start < 1.0,
+        f'config.optim.decay_start={start!r} must lie in [0, 1): the fraction of the run before '
+        'the learning rate starts to decay')
   check(config.optim.get('schedule', 'constant') in state.SCHEDULES,
         f'config.optim.schedule={config.optim.get("schedule")!r} is not a schedule; valid: '
         f'{", ".join(state.SCHEDULES)}')

@@ -42,22 +42,35 @@ SCHEDULES = ('constant', 'linear', 'cosine')
 def make_optimizer(optim: ml_collections.ConfigDict, net: str,
                    total_updates: int = 0) -> optax.GradientTransformation:
   """Adam for ``net`` in {'g', 'd'} with its own learning rate (TTUR: Heusel et al., 2017) and
-  an optax schedule over ``total_updates`` of that net (D makes ``n_critic`` per train step).
-  Values are validated by ``config_base.validate_config``."""
+  an optax schedule over ``total_updates`` of that net (D makes ``n_critic`` per train step):
+
+    lr(t) = lr * t / warmup                        t < warmup        (optim.warmup_steps)
+          = lr                                     t < hold          (optim.decay_start of the run)
+          = decay(t - hold) from lr to 0           after: linear, or cosine, over the rest
+
+  ``decay_start`` 0 decays from the end of the warm-up (or the start). Values are validated by
+  ``config_base.validate_config``."""
   lr = optim[f'{net}_lr']
   kind = optim.get('schedule', 'constant')
   warmup = optim.get('warmup_steps', 0)
   if kind == 'constant' and not warmup:
     return optax.adam(lr, b1=optim.b1, b2=optim.b2)  # no schedule state in the checkpoint
-  decay = max(total_updates - warmup, 1)
+  hold = max(warmup, int(round(optim.get('decay_start', 0.0) * total_updates)))
+  decay = max(total_updates - hold, 1)
   if kind == 'linear':
-    schedule = optax.linear_schedule(lr, 0.0, decay)
+    tail = optax.linear_schedule(lr, 0.0, decay)
   elif kind == 'cosine':
-    schedule = optax.cosine_decay_schedule(lr, decay)
+    tail = optax.cosine_decay_schedule(lr, decay)
   else:
-    schedule = optax.constant_schedule(lr)
+    tail = optax.constant_schedule(lr)
+  parts, bounds = [], []
   if warmup:
-    schedule = optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), schedule], [warmup])
+    parts.append(optax.linear_schedule(0.0, lr, warmup))
+    bounds.append(warmup)
+  if hold > warmup:
+    parts.append(optax.constant_schedule(lr))
+    bounds.append(hold)
+  schedule = optax.join_schedules(parts + [tail], bounds) if parts else tail
   return optax.adam(schedule, b1=optim.b1, b2=optim.b2)
 
 
