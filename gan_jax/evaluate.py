@@ -4,8 +4,10 @@
   python -m gan_jax.evaluate --dataset mnist --samples peer.npz           # any samples file
   python -m gan_jax.evaluate --dataset mnist --reference                  # ceiling and noise floor
 
-Images are compared with ``--num`` images of the dataset's test split through the evaluation
-classifier (``python -m gan_jax.evaluation.train_classifier``): FD (key ``fd``), the classifier
+Runs on images other than 28x28 grayscale (RGB, 32-256 px) get the Inception FID (clean-fid
+resizing) and KID, precision/recall, density/coverage in its features, against ``--num`` of
+their training images (the weights file of README "Inception FID"). 28x28 images are compared
+with ``--num`` images of the dataset's test split through the evaluation classifier (``python -m gan_jax.evaluation.train_classifier``): FD (key ``fd``), the classifier
 score, KID (± its std over subsets), precision/recall, density/coverage, classes covered and the
 class histogram, each with its sample counts. For 2-D toy runs it reports the mode metrics. For
 class-conditional runs the samples are made for balanced labels (``0, 1, ..., K-1, 0, ...``) and
@@ -80,11 +82,29 @@ def evaluate_run(workdir, num, step=None, seed=0, use_ema=True, dataset=None, da
     src = data.load_source(config.data)
     m = modes.mode_metrics(x, src.info['centers'], src.info['std'])
     return {**info, **m}
+  if tuple(shape) != (28, 28, 1) and not dataset:  # RGB or other sizes: the Inception FID
+    return {**info, **_inception_evaluator(config, num)(x)}
   cfg = config.data
   if dataset or data_dir:
     cfg = suite.data_config(dataset or config.data.name, directory=data_dir)
   ev = suite.Evaluator.for_dataset(cfg.name, num, cfg)
   return {**info, **ev(x, labels=labels)}
+
+
+def _inception_evaluator(config, num):
+  """The Inception FID against ``num`` of the run's training images; a UserError naming the
+  conversion command when the weights file is missing."""
+  from gan_jax.evaluation import inception, inception_eval  # pylint: disable=g-import-not-at-top
+  path = inception.default_weights_path()
+  source, records = run_lib.load_data(config)
+  ev = inception_eval.InceptionEvaluator.for_rgb_data(
+      lambda: run_lib.pick_real_images(config, source, records, num), weights_path=path,
+      say=lambda _: None)
+  if ev is None:
+    raise UserError(f'no Inception weights at {path} for the FID of '
+                    f'{config.data.name!r} images; convert them with '
+                    f'{inception.convert_command(path)}')
+  return ev
 
 
 def evaluate_samples(path, dataset, num, data_dir=''):

@@ -196,23 +196,10 @@ class Experiment:
 
   def real_images(self, n: int) -> np.ndarray:
     """``n`` training images (fewer if the data has fewer), uint8 ``[n, H, W, C]``, the same for
-    a seed: the Inception FID's real reference."""
+    a seed: the Inception FID's real reference (``pick_real_images``)."""
     if self.source is None:
       raise UserError('this Experiment was built without its data (data_shape=...)')
-    count = self.source.info['num_examples']
-    pick = np.sort(np.random.RandomState(self.config.seed).permutation(count)[:n])
-    if not self.streams:
-      return np.asarray(self.source.arrays['image'])[pick]
-    from tqdm import tqdm  # pylint: disable=g-import-not-at-top
-    out = []
-    for i in tqdm(pick, desc='real images for FID', unit='img', mininterval=1.0,
-                  disable=len(pick) < 2000 or not parallel.is_main_process()):
-      try:
-        out.append(self.records[int(i)]['image'])
-      except DataError:
-        if not self.config.data.get('skip_bad_files', False):
-          raise
-    return np.stack(out)
+    return pick_real_images(self.config, self.source, self.records, n)
 
   def eval_samples(self, state):
     """``eval_num`` samples from fixed latents (the same at every eval step); for a conditional
@@ -331,6 +318,25 @@ def load_data(config):
   if not data.uses_records(d):  # a TFDS dataset that fits: the whole-split reader
     return data.load_source(d), None
   return data.records_source(records, d.get('skip_bad_files', False), d.get('flip', False)), None
+
+
+def pick_real_images(config, source, records, n: int) -> np.ndarray:
+  """``n`` of the training images of ``load_data(config)``'s (source, records), uint8, chosen by
+  ``config.seed``; read one by one from the records when the data streams."""
+  count = source.info['num_examples']
+  pick = np.sort(np.random.RandomState(config.seed).permutation(count)[:n])
+  if records is None:
+    return np.asarray(source.arrays['image'])[pick]
+  from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+  out = []
+  for i in tqdm(pick, desc='real images for FID', unit='img', mininterval=1.0,
+                disable=len(pick) < 2000 or not parallel.is_main_process()):
+    try:
+      out.append(records[int(i)]['image'])
+    except DataError:
+      if not config.data.get('skip_bad_files', False):
+        raise
+  return np.stack(out)
 
 
 def restore_run(workdir_path, step=None):

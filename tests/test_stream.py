@@ -320,6 +320,17 @@ def test_a_streamed_folder_run_skips_bad_files_says_fid_is_off_and_samples(tmp_p
   assert shape == (32, 32, 3) and int(restored.step) == c.num_steps
   samples = exp.sample(restored, 5)
   assert samples.shape == (5, 32, 32, 3) and np.all(np.abs(samples) <= 1)
+  # `gan_jax.evaluate` on an RGB run: the Inception FID against its training images, or a
+  # UserError naming the conversion command when there are no weights.
+  from gan_jax import evaluate  # pylint: disable=g-import-not-at-top
+  from gan_jax.errors import UserError as _UserError  # pylint: disable=g-import-not-at-top
+  from gan_jax.evaluation import inception  # pylint: disable=g-import-not-at-top
+  with pytest.raises(_UserError, match='no Inception weights at .*convert_inception'):
+    evaluate.evaluate_run(str(tmp_path / 'run'), 6)
+  inception.save_weights(inception.random_weights(0), inception.default_weights_path())
+  m = evaluate.evaluate_run(str(tmp_path / 'run'), 6)
+  assert m['step'] == c.num_steps and np.isfinite(m['fd']) and m['fd'] > 0
+  assert m['num_fake'] == m['num_real'] == 6
 
 
 @pytest.mark.slow
