@@ -254,13 +254,15 @@ def test_kill_9_mid_epoch_and_relaunch_equals_an_uninterrupted_run(tmp_path):
                        text=True, capture_output=True, timeout=400)
   assert ref.returncode == 0, ref.stderr[-3000:]
   work = tmp_path / 'killed'
+  # Its own process group, killed whole as a preempted job is (its grain worker too).
   proc = subprocess.Popen(_launch_args(npy, work, steps, 4), cwd=REPO, env=env, text=True,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          start_new_session=True)
   deadline = time.time() + 300
   while not (work / 'checkpoints' / '4').is_dir() and proc.poll() is None:
     assert time.time() < deadline, 'no checkpoint after 300 s'
     time.sleep(0.05)
-  os.kill(proc.pid, signal.SIGKILL)
+  os.killpg(proc.pid, signal.SIGKILL)
   proc.wait()
   saved = sorted(int(s) for s in os.listdir(work / 'checkpoints') if s.isdigit())
   assert saved and saved[-1] < steps, f'the run finished before the kill: {saved}'
