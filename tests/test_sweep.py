@@ -56,7 +56,7 @@ def test_grid_values_take_the_type_of_the_config_field():
     ('optim.zzzzzz=1', "the config has no key 'optim.zzzzzz'; keys under optim: b1, b2,"),
     ('g_lr=1', "the config has no key 'g_lr'; did you mean 'optim.g_lr'?"),
     ('loss.x=1', "the config has no key 'loss.x': config.loss is a value, not a group"),
-    ('optim=1', "'optim' is a group of keys (b1, b2, d_lr, g_lr, schedule, warmup_steps)"),
+    ('optim=1', "'optim' is a group of keys (b1, b2, d_lr, decay_start, g_lr, schedule, warmup_steps)"),
     ('n_critic=1,2.5', "n_critic='2.5' does not parse as int (config.n_critic is 1)"),
     ('ema_decay=0.9,0.90', 'ema_decay=0.90 repeats a value'),
     ('loss=ns,', "axis 'loss=ns,' has an empty value"),
