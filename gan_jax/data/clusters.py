@@ -61,12 +61,13 @@ def kmeans(images: np.ndarray, k: int, seed: int = 0) -> Tuple[np.ndarray, np.nd
     raise DataError(f'config.data.clusters={k} must lie in [1, {n}] (the number of images)')
   rng = np.random.RandomState(seed)
   points = _project(images, rng)
-  centres = points[rng.choice(n, 1)]
-  for _ in range(1, k):  # k-means++: a new centre with probability ~ squared distance
-    _, d2 = _nearest(points, centres)
-    d2 = np.asarray(d2, np.float64)
-    p = d2 / d2.sum() if d2.sum() > 0 else None
-    centres = np.concatenate([centres, points[rng.choice(n, 1, p=p)]])
+  picked = [int(rng.choice(n))]
+  d2 = np.sum((points - points[picked[0]]) ** 2, 1, dtype=np.float64)
+  for _ in range(1, k):  # k-means++: a new centre with probability ~ squared distance to the
+    p = d2 / d2.sum() if d2.sum() > 0 else None  # nearest one so far, kept up to date: O(kND)
+    picked.append(int(rng.choice(n, p=p)))
+    d2 = np.minimum(d2, np.sum((points - points[picked[-1]]) ** 2, 1, dtype=np.float64))
+  centres = points[picked]
   for _ in range(ITERATIONS):
     ids, d2 = (np.array(a) for a in _nearest(points, centres))  # writable copies
     counts = np.bincount(ids, minlength=k)
