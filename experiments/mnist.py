@@ -34,7 +34,7 @@ Variant ``:smoke`` (6 steps, narrow nets) is for tests; ``:long`` trains 6x long
 
 from gan_jax import config_base
 
-CLUSTERS = 50
+CLUSTERS = 200
 
 
 def get_config(variant: str = ''):
