@@ -8,13 +8,14 @@ README "Experiments"). The nets are the 28x28 DCGAN of the PyTorch peer; what ch
 2016 recipe (kept as experiments/mnist_dcgan_classic.py, the speed benchmark's reference):
 
 * **Self-conditioning** (Liu et al., 2020): before training, the training images are clustered
-  by k-means on their first 50 principal components (``config.data.clusters``;
+  by k-means on their first 50 principal components (``config.data.clusters``, 200;
   gan_jax/data/clusters.py). G gets the cluster of each fake concatenated to z, D is a projection
   discriminator (the model of experiments/mnist_cond.py), and fakes are made for clusters drawn
   with the clusters' sizes. An unconditional G must stretch one Gaussian over ten separate
   digits and spends a short run drawing shapes between them; a cluster tells it which one.
   Sampling and evaluation draw the clusters with the same shares, so the samples are a model of
-  p(x), not of p(x | class).
+  p(x), not of p(x | class). 200 clusters beat 50, 100 and 500 in a screen; 1000 lowered the FD
+  further but cost recall (benchmarks/README.md, thirteenth session).
 * **Adam** 1e-3 for both nets, beta1 = 0, beta2 = 0.99 (2016: 2e-4, 0.5, 0.999): five times the
   step, and no momentum, which lags behind a moving opponent.
 * **Learning-rate decay** over the second half of the run, linearly to 0
@@ -22,14 +23,14 @@ README "Experiments"). The nets are the 28x28 DCGAN of the PyTorch peer; what ch
   FD levelled off after ~2000 steps; the decay lowered the final FD on each of the 3 seeds.
 
 Measured, 3 seeds, N = 10 000, EMA G (``python -m gan_jax.seeds --config=experiments/mnist.py
---seeds=3``, twelfth session, 2-core CPU): FD 12.9 ± 3.8 (10.8, 17.3, 10.6), precision 0.837 ±
-0.011, recall 0.736 ± 0.008, coverage 0.841 ± 0.020, score 9.26 ± 0.07, 10/10 classes (each
-6.0-14.0 % of samples). Training: 824-920 s per seed with the CI suite and another run on the
-cores; the schedule does not change the step, so alone on the host it is the 444.6 s measured
-for the constant rate. Constant rate (commit f12281a): FD 15.7 ± 4.4 (12.7, 20.8, 13.7), recall
-0.744. Before issue #22 (the 2016 recipe): FD 156.7 ± 4.1.
+--seeds=3``, thirteenth session, 2-core CPU): FD 4.85 ± 0.66 (4.37, 5.60, 4.57), precision
+0.881 ± 0.006, recall 0.722 ± 0.006, coverage 0.887 ± 0.004, score 9.66 ± 0.05, 10/10 classes
+(each 7.9-11.9 % of samples). Training: 931-984 s per seed with each run on one core beside
+another run; the step is unchanged by the clusters, 444.6 s for 6000 steps alone on the host.
+With 50 clusters (twelfth session): FD 12.9 ± 3.8 (10.8, 17.3, 10.6), recall 0.736. Before
+issue #22 (the 2016 recipe): FD 156.7 ± 4.1.
 Picture: docs/images/mnist_default_final.png.
-Variant ``:smoke`` (6 steps, narrow nets) is for tests; ``:long`` trains 6x longer.
+Variant ``:smoke`` (6 steps, narrow nets) is for tests; ``:long`` trains 6x longer (not yet measured).
 """
 
 from gan_jax import config_base
