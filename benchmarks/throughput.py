@@ -69,6 +69,12 @@ def config_name(mlp: bool) -> str:
   return 'mnist_mlp' if mlp else 'mnist_dcgan_classic'
 
 
+# The peer's optimiser (Adam 2e-4, beta 0.5 / 0.999, constant rate). experiments/mnist_mlp.py
+# trains with another since issue #22; the MLP timing keeps the peer's algorithm exactly.
+PEER_MLP_OPTIM = ('optim.g_lr=2e-4', 'optim.d_lr=2e-4', 'optim.b1=0.5', 'optim.b2=0.999',
+                  'optim.schedule=constant', 'optim.decay_start=0.0')
+
+
 def load_config(name):
   import importlib.util
   path = os.path.join(REPO, 'experiments', f'{name}.py')
@@ -215,7 +221,8 @@ def main():
     n = max(3, base_steps * 64 // bs)
     runs = {}
     for kern in kernel_sets:
-      overrides = list(a.set) + [f'model.kernels={kern}']
+      overrides = ((list(PEER_MLP_OPTIM) if a.mlp else []) + list(a.set)
+                   + [f'model.kernels={kern}'])
       ours = Ours(config_name(a.mlp), bs, a.data_dir, overrides)
       if ours.flops != ours.flops and device.platform != 'cpu':  # nan: no count from this backend
         ours.flops = flops_on_cpu(a.mlp, [bs], a.data_dir, overrides).get(bs, float('nan'))

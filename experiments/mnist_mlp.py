@@ -11,8 +11,8 @@ rate decayed linearly to 0 over the second half of the run: the optimiser of exp
 --config.optim.schedule=constant``; benchmarks/throughput.py times the step, which this does not
 change.
 
-Measured on the 2-core CPU dev machine (with the peer's optimiser; the step is the same): 10000 steps in 4 min 17 s of
-wall time (train loop 246 s, compile 3.4 s), peak RSS 2.0 GB.
+Measured on the 2-core CPU dev machine (with the peer's optimiser; the step is the same): 10000
+steps in 4 min 17 s of wall time (train loop 246 s, compile 3.4 s), peak RSS 2.0 GB.
 The final EMA grid shows recognisable but noisy digits, the look of the paper's figure 2:
 docs/images/mnist_mlp_final.png.
 
