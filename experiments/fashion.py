@@ -41,12 +41,7 @@ def get_config(variant: str = ''):
   c.model.ndf = 64
   c.model.matmul_dtype = 'bfloat16'  # as experiments/mnist.py
   c.share_g_forward = True
-  c.optim.g_lr = 1e-3
-  c.optim.d_lr = 1e-3
-  c.optim.b1 = 0.0
-  c.optim.b2 = 0.99
-  c.optim.schedule = 'linear'    # constant for the first half, then linearly to 0
-  c.optim.decay_start = 0.5
+  config_base.recipe_optimizer(c)  # Adam 1e-3, beta 0 / 0.99, lr to 0 over the 2nd half
   c.num_steps = 6000
   c.eval_every = 1000
   c.checkpoint_every = 1000

@@ -57,9 +57,7 @@ def get_config(variant: str = ''):
     # The recipe of experiments/mnist.py (issue #22), measured for this model only: Adam 1e-3,
     # beta1 0, beta2 0.99, the rate decayed linearly to 0 over the second half, 6000 steps, bf16
     # matmul operands and one G forward per step (as mnist.py).
-    c.optim.g_lr = c.optim.d_lr = 1e-3
-    c.optim.b1, c.optim.b2 = 0.0, 0.99
-    c.optim.schedule, c.optim.decay_start = 'linear', 0.5
+    config_base.recipe_optimizer(c)
     c.model.matmul_dtype = 'bfloat16'
     c.share_g_forward = True
     if 'smoke' not in variant.split(','):

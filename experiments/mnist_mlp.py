@@ -43,12 +43,7 @@ def get_config(variant: str = ''):
   # step (benchmarks/README.md). On a CPU without bf16 dot units set matmul_dtype='float32'.
   c.share_g_forward = True
   c.model.matmul_dtype = 'bfloat16'
-  c.optim.g_lr = 1e-3
-  c.optim.d_lr = 1e-3
-  c.optim.b1 = 0.0
-  c.optim.b2 = 0.99
-  c.optim.schedule = 'linear'    # constant for the first half, then linearly to 0
-  c.optim.decay_start = 0.5
+  config_base.recipe_optimizer(c)  # Adam 1e-3, beta 0 / 0.99, lr to 0 over the 2nd half
   c.num_steps = 10000
   c.eval_every = 1000
   c.checkpoint_every = 1000

@@ -119,6 +119,16 @@ def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return c
 
 
+def recipe_optimizer(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The optimiser of the MNIST default recipe (issue #22), shared by mnist.py, fashion.py,
+  mnist_cond.py and mnist_mlp.py: Adam 1e-3 for G and D, beta1 0, beta2 0.99, the rate
+  constant for the first half of the run, then linearly to 0."""
+  c.optim.g_lr = c.optim.d_lr = 1e-3
+  c.optim.b1, c.optim.b2 = 0.0, 0.99
+  c.optim.schedule, c.optim.decay_start = 'linear', 0.5
+  return c
+
+
 def conditional_dcgan(name: str, data_name: str, default_model: str, variant: str, path: str,
                       models: dict) -> ml_collections.ConfigDict:
   """The class-conditional DCGAN configs (experiments/{mnist,fashion}_cond.py).
