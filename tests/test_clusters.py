@@ -42,6 +42,19 @@ def test_kmeans_recovers_separated_groups_and_their_shares():
   np.testing.assert_array_equal(clusters.kmeans(images, 3, seed=0)[0], ids)
 
 
+def test_seeding_puts_one_centre_in_each_of_far_apart_tight_groups():
+  # 6 groups of 40 points, each within 0.01 of its own corner 100 apart: k-means++ (each draw
+  # ~ squared distance to the NEAREST centre so far) picks every group once; a distance to
+  # a stale set of centres would draw from an already picked group with probability ~1/5.
+  rng = np.random.RandomState(0)
+  corners = 100.0 * np.eye(6, dtype=np.float32)
+  points = np.repeat(corners, 40, 0) + 0.01 * rng.rand(240, 6).astype(np.float32)
+  for seed in range(20):
+    centres = clusters.seed_centres(points, 6, np.random.RandomState(seed))
+    groups = np.argmin(((centres[:, None] - corners[None]) ** 2).sum(-1), 1)
+    assert sorted(groups) == list(range(6)), (seed, groups)
+
+
 def test_kmeans_refuses_k_outside_the_data():
   images, _ = _blobs([5, 5])
   with pytest.raises(DataError, match=r'config.data.clusters=11 must lie in \[1, 10\]'):

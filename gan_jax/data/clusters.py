@@ -44,6 +44,18 @@ def _project(images: np.ndarray, rng: np.random.RandomState) -> np.ndarray:
   return x @ vt[:PCA_DIM].T
 
 
+def seed_centres(points: np.ndarray, k: int, rng: np.random.RandomState) -> np.ndarray:
+  """k-means++ seeding: each new centre drawn with probability ~ its squared distance to the
+  nearest centre so far, a distance kept up to date point by point (O(kND))."""
+  picked = [int(rng.choice(len(points)))]
+  d2 = np.sum((points - points[picked[0]]) ** 2, 1, dtype=np.float64)
+  for _ in range(1, k):
+    p = d2 / d2.sum() if d2.sum() > 0 else None
+    picked.append(int(rng.choice(len(points), p=p)))
+    d2 = np.minimum(d2, np.sum((points - points[picked[-1]]) ** 2, 1, dtype=np.float64))
+  return points[picked]
+
+
 def kmeans(images: np.ndarray, k: int, seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
   """k-means++ then Lloyd's iterations on the images' principal components.
 
@@ -61,13 +73,7 @@ def kmeans(images: np.ndarray, k: int, seed: int = 0) -> Tuple[np.ndarray, np.nd
     raise DataError(f'config.data.clusters={k} must lie in [1, {n}] (the number of images)')
   rng = np.random.RandomState(seed)
   points = _project(images, rng)
-  picked = [int(rng.choice(n))]
-  d2 = np.sum((points - points[picked[0]]) ** 2, 1, dtype=np.float64)
-  for _ in range(1, k):  # k-means++: a new centre with probability ~ squared distance to the
-    p = d2 / d2.sum() if d2.sum() > 0 else None  # nearest one so far, kept up to date: O(kND)
-    picked.append(int(rng.choice(n, p=p)))
-    d2 = np.minimum(d2, np.sum((points - points[picked[-1]]) ** 2, 1, dtype=np.float64))
-  centres = points[picked]
+  centres = seed_centres(points, k, rng)
   for _ in range(ITERATIONS):
     ids, d2 = (np.array(a) for a in _nearest(points, centres))  # writable copies
     counts = np.bincount(ids, minlength=k)
