@@ -112,14 +112,25 @@ def _dcgan(cfg, data_shape, bn_axis_name, dtype, mm, f32):
 def _mlp(cfg, data_shape, bn_axis_name, dtype, mm, f32):
   """The MLP GAN: ``matmul_dtype`` reaches every dense layer."""
   del bn_axis_name, f32
-  g = mlp.Generator(out_shape=tuple(data_shape), hidden=tuple(cfg.get('g_hidden', (1200, 1200))),
-                    tanh=cfg.get('g_tanh', True), dtype=dtype, dense=mm.dense)
-  d = mlp.Discriminator(hidden=tuple(cfg.get('d_hidden', (240, 240))),
-                        pieces=cfg.get('d_pieces', 5), input_dropout=cfg.get('d_input_dropout', 0.2),
-                        dropout=cfg.get('d_dropout', 0.5),
-                        spectral_norm=cfg.get('spectral_norm', False),
-                        minibatch_std=cfg.get('minibatch_std', False), dtype=dtype,
-                        dense=mm.dense)
+  return _mlp_pair(cfg, data_shape, dtype, mm, mlp.Generator, mlp.Discriminator)
+
+
+def _mlp_concat_proj(cfg, data_shape, bn_axis_name, dtype, mm, f32):
+  """The MLP GAN told a label: one-hot concatenated to z in G, projection D (mlp.py). The
+  projection's embedding is float32; every other dense layer takes ``matmul_dtype``."""
+  del bn_axis_name, f32
+  return _mlp_pair(cfg, data_shape, dtype, mm, mlp.ConcatGenerator, mlp.ProjectionDiscriminator,
+                   num_classes=cfg.num_classes)
+
+
+def _mlp_pair(cfg, data_shape, dtype, mm, g_cls, d_cls, **cond):
+  """G and D of the MLP GAN's family from ``config.model``'s widths; ``cond`` = num_classes."""
+  g = g_cls(out_shape=tuple(data_shape), hidden=tuple(cfg.get('g_hidden', (1200, 1200))),
+            tanh=cfg.get('g_tanh', True), dtype=dtype, dense=mm.dense, **cond)
+  d = d_cls(hidden=tuple(cfg.get('d_hidden', (240, 240))), pieces=cfg.get('d_pieces', 5),
+            input_dropout=cfg.get('d_input_dropout', 0.2), dropout=cfg.get('d_dropout', 0.5),
+            spectral_norm=cfg.get('spectral_norm', False),
+            minibatch_std=cfg.get('minibatch_std', False), dtype=dtype, dense=mm.dense, **cond)
   return g, d
 
 
@@ -202,6 +213,9 @@ MODELS: Dict[str, Callable[..., Tuple[nn.Module, nn.Module]]] = {
     'dcgan_concat_proj': _conditional_dcgan('dcgan_concat_proj', cond.ConcatGenerator,
                                             cond.ProjectionDiscriminator,
                                             dcgan_scaled.ConcatGenerator),
+    # The MLP GAN with the label concatenated to z in G and a projection D (self-conditioning
+    # of experiments/mnist_mlp.py).
+    'mlp_concat_proj': _mlp_concat_proj,
 }
 
 
@@ -209,7 +223,8 @@ MODELS: Dict[str, Callable[..., Tuple[nn.Module, nn.Module]]] = {
 # number of classes as cfg.num_classes (unless the config sets model.num_classes) and refuses
 # unlabelled data. Their modules expose ``num_classes``; the trainer feeds labels to any G
 # whose ``num_classes`` is > 0.
-CONDITIONAL_MODELS = frozenset({'dcgan_cbn_proj', 'dcgan_concat', 'dcgan_concat_proj'})
+CONDITIONAL_MODELS = frozenset({'dcgan_cbn_proj', 'dcgan_concat', 'dcgan_concat_proj',
+                                'mlp_concat_proj'})
 
 
 # Models whose big matmuls take config.model.matmul_dtype (bf16 operands, f32 accumulation;
