@@ -51,6 +51,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.clusters = 0            # > 0: condition G and D on this many k-means clusters of the
                                  # images instead of class labels (self-conditioning, label-free;
                                  # gan_jax/data/clusters.py); needs a conditional model
+  c.data.clusters_per_class = 0  # > 0: condition on this many k-means clusters within each
+                                 # class of a labelled dataset (samples keep their class)
   # Image files and big datasets (gan_jax/data/folder.py, array_file.py, stream.py).
   c.data.path = ''               # source='npz': a .npz or .npy file of images
   c.data.resolution = 0          # square size R the images are cropped/resized to (0 = as stored;
@@ -242,6 +244,15 @@ def validate_config(config: ml_collections.ConfigDict):
         f'config.data.clusters={k} conditions the nets on clusters, but config.model.name='
         f'{config.model.name!r} is unconditional; use one of '
         f'{", ".join(sorted(models.CONDITIONAL_MODELS))} or set config.data.clusters=0')
+  m = config.data.get('clusters_per_class', 0)
+  check(isinstance(m, int) and m >= 0,
+        f'config.data.clusters_per_class={m!r} must be an integer >= 0 (0 = the classes whole)')
+  check(not (k and m), f'config.data.clusters={k} and config.data.clusters_per_class={m} are '
+        'two ways of choosing the labels: set one of them to 0')
+  check(not m or config.model.name in models.CONDITIONAL_MODELS,
+        f'config.data.clusters_per_class={m} conditions the nets on clusters, but '
+        f'config.model.name={config.model.name!r} is unconditional; use one of '
+        f'{", ".join(sorted(models.CONDITIONAL_MODELS))} or set config.data.clusters_per_class=0')
   _validate_image_data(config.data, check)
   models.compute_dtype(config.get('compute_dtype', 'float32'))
   kernels.resolve(config.model.get('kernels', 'auto'))
@@ -272,5 +283,6 @@ def _validate_image_data(d, check):
   if d.get('pipeline', 'auto') == 'stream':
     check(source in ('folder', 'npz', 'tfds'), f"config.data.pipeline='stream' reads "
           f"source='folder', 'npz' or 'tfds', not {source!r}; use pipeline='device' (or 'auto')")
-    check(not d.get('clusters', 0), 'config.data.clusters needs the images on the device; set '
-          "config.data.pipeline='device' or clusters=0")
+    for key in ('clusters', 'clusters_per_class'):
+      check(not d.get(key, 0), f'config.data.{key} needs the images on the device; set '
+            f"config.data.pipeline='device' or {key}=0")

@@ -76,8 +76,7 @@ def evaluate_run(workdir, num, step=None, seed=0, use_ema=True, dataset=None, da
                                                                 state.ema_params is not None)}
   if labels is not None:
     info['num_classes'] = exp.num_classes
-  if not exp.labels_are_classes:
-    labels = None  # k-means clusters are not the classifier's classes: no class_acc
+  labels = exp.classes_of(labels)  # the classes for class_acc; None for label-free clusters
   if len(shape) == 1:  # 2-D mixture: the mode metrics
     src = data.load_source(config.data)
     m = modes.mode_metrics(x, src.info['centers'], src.info['std'])

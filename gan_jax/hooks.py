@@ -190,7 +190,7 @@ class SamplesAndEval:
     self.writers.image(ctx.step, 'samples', pic)
     if exp.evaluator:
       num = exp.config.eval_num
-      labels = exp.class_labels(num) if exp.labels_are_classes else None  # for class_acc
+      labels = exp.classes_of(exp.class_labels(num))  # for class_acc
       quick = exp.evaluator.quick(exp.eval_samples(ctx.state), labels=labels)
       metrics.update({f'eval/{k}': v for k, v in quick.items()})
       metrics['eval/num'] = num

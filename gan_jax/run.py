@@ -45,14 +45,17 @@ class Experiment:
   Attributes:
     num_classes: the classes G and D condition on; 0 for an unconditional model.
     label_probs: () when the fakes' classes are drawn uniformly; with ``config.data.clusters``
-      the k-means clusters' shares, which fakes are drawn with, in training and sampling.
+      (or ``clusters_per_class``) the k-means clusters' shares, which fakes are drawn with, in
+      training and sampling.
+    cluster_classes: with ``config.data.clusters_per_class``, the data class of each cluster;
+      else ().
   """
 
   def __init__(self, config: ml_collections.ConfigDict, data_shape=None, num_classes=None,
-               label_probs=()):
+               label_probs=(), cluster_classes=()):
     """Loads the data unless ``data_shape`` is given (sampling needs only the shape, and for a
-    class-conditional model ``num_classes`` and ``label_probs``, the data's: ``restore_run``
-    reads them from the run's data_info.json)."""
+    class-conditional model ``num_classes``, ``label_probs`` and ``cluster_classes``, the
+    data's: ``restore_run`` reads them from the run's data_info.json)."""
     config_base.validate_config(config)
     self.config = config
     self.mesh = parallel.make_mesh(config.get('num_devices', 0))
@@ -60,12 +63,17 @@ class Experiment:
     self.source, self.records = load_data(config) if data_shape is None else (None, None)
     if self.source is not None and config.data.get('clusters', 0):
       self.source = clusters.relabel(self.source, config.data.clusters, config.seed)
+    if self.source is not None and config.data.get('clusters_per_class', 0):
+      self.source = clusters.split_classes(self.source, config.data.clusters_per_class,
+                                           config.seed)
     self.data_shape = tuple(self.source.info['shape'] if data_shape is None else data_shape)
     if num_classes is None:
       num_classes = self.source.info.get('num_classes') if self.source else None
     if self.source is not None:
       label_probs = self.source.info.get('label_probs', ())
+      cluster_classes = self.source.info.get('cluster_classes', ())
     self.label_probs = tuple(float(p) for p in (label_probs or ()))
+    self.cluster_classes = tuple(int(c) for c in (cluster_classes or ()))
     if config.model.name in models.CONDITIONAL_MODELS and not num_classes:
       if self.source is None:
         raise ConfigError(f'config.model.name={config.model.name!r} is class-conditional: '
@@ -239,9 +247,18 @@ class Experiment:
 
   @property
   def labels_are_classes(self) -> bool:
-    """Whether the labels G is given are the data's classes (not k-means clusters): only then
-    does an evaluation report ``class_acc``."""
+    """Whether the labels G is given are the data's classes (not k-means clusters)."""
     return bool(self.num_classes) and not self.label_probs
+
+  def classes_of(self, labels):
+    """The data classes of samples made for ``labels`` (what ``class_acc`` checks): the labels
+    themselves, or with ``config.data.clusters_per_class`` their clusters' classes; None for
+    an unconditional run or label-free clusters (``config.data.clusters``)."""
+    if labels is None or not self.num_classes:
+      return None
+    if self.cluster_classes:
+      return np.asarray(self.cluster_classes, np.int32)[np.asarray(labels)]
+    return labels if self.labels_are_classes else None
 
   def class_labels(self, n: int):
     """Labels for ``n`` samples of a conditional model (int32 ``[n]``); None for an
@@ -264,17 +281,27 @@ class Experiment:
     """(latents, labels, columns) of the fixed-latent training picture of about ``n`` samples.
 
     Unconditional: ``n`` latents, labels None, a square-ish grid. Conditional: one row per
-    class and ``max(1, n // K)`` columns; column j holds the same latent in every row, so a
-    row shows one class and a column one "style".
+    class and ``max(1, n // K)`` columns (``row_labels``); column j holds the same latent in
+    every row, so a row shows one class and a column one "style". Label-free clusters
+    (``config.data.clusters``): a plain grid, each sample's cluster drawn by its share.
     """
     if not self.num_classes:
       return self.grid_latents(n), None, 0
-    if self.label_probs:  # clusters: a plain grid, each sample's cluster drawn by its share
-      return self.grid_latents(n), self.class_labels(n), 0
-    k = self.num_classes
-    cols = max(1, n // k)
-    z = jnp.tile(self.grid_latents(cols), (k, 1))
-    return z, np.repeat(np.arange(k, dtype=np.int32), cols), cols
+    if self.label_probs and not self.cluster_classes:
+      return self.grid_latents(n), self.class_labels(n), 0  # a plain grid, clusters by share
+    rows = len(set(self.cluster_classes)) if self.cluster_classes else self.num_classes
+    cols = max(1, n // rows)
+    return jnp.tile(self.grid_latents(cols), (rows, 1)), self.row_labels(cols), cols
+
+  def row_labels(self, cols: int) -> np.ndarray:
+    """Labels of a picture with one row per data class and ``cols`` columns (int32, row
+    major): the class itself, or with ``config.data.clusters_per_class`` column j of row c
+    made for the j-th cluster of class c (cycling), so a row shows the class's shapes."""
+    if not self.cluster_classes:
+      return np.repeat(np.arange(self.num_classes, dtype=np.int32), cols)
+    of = np.asarray(self.cluster_classes)
+    per_row = [np.flatnonzero(of == c) for c in range(of.max() + 1)]
+    return np.concatenate([ids[np.arange(cols) % len(ids)] for ids in per_row]).astype(np.int32)
 
   def sample(self, state, n: int, key=None, use_ema=True, chunk: int = 500,
              labels=None) -> np.ndarray:
@@ -310,10 +337,11 @@ def load_data(config):
   mode = stream.choose_pipeline(d.get('pipeline', 'auto'), records.info,
                                 d.get('device_cache_mb', 1024.0))
   if mode == 'stream':
-    if d.get('clusters', 0):
-      raise ConfigError(f'config.data.clusters={d.clusters} needs the images on the device, but '
-                        f'{records.info.get("name")} streams (pipeline={d.get("pipeline")!r}); '
-                        "set config.data.pipeline='device' or clusters=0")
+    for key in ('clusters', 'clusters_per_class'):
+      if d.get(key, 0):
+        raise ConfigError(f'config.data.{key}={d[key]} needs the images on the device, but '
+                          f'{records.info.get("name")} streams (pipeline={d.get("pipeline")!r}); '
+                          f"set config.data.pipeline='device' or {key}=0")
     return data.Source(arrays=None, draw=None, info=dict(records.info)), records
   if not data.uses_records(d):  # a TFDS dataset that fits: the whole-split reader
     return data.load_source(d), None
@@ -353,7 +381,8 @@ def restore_run(workdir_path, step=None):
                     'train it first with launch.py')
   if step is not None and step not in steps_saved:
     raise UserError(f'--step={step} has no checkpoint; saved steps: {steps_saved}')
-  exp = Experiment(config, data_shape=shape, num_classes=num_classes, label_probs=label_probs)
+  exp = Experiment(config, data_shape=shape, num_classes=num_classes, label_probs=label_probs,
+                   cluster_classes=info.get('cluster_classes') or ())
   state = ckpt.restore(exp.abstract_state(), step)
   ckpt.close()
   return config, shape, exp, state

@@ -224,11 +224,13 @@ def interpolate(workdir, grid, rows=8, steps=10, step=None, seed=0, use_ema=True
 # --- classes ---------------------------------------------------------------------------------
 
 def class_picture(exp, state, cols: int, key, use_ema=True) -> np.ndarray:
-  """uint8 grid, one row per class, the same ``cols`` latents in every row, rows labelled."""
-  num_classes = exp.num_classes
+  """uint8 grid, one row per class, the same ``cols`` latents in every row, rows labelled
+  (``Experiment.row_labels``: with clusters within classes, a row cycles through its class's
+  clusters)."""
+  labels = exp.row_labels(cols)
+  num_classes = len(labels) // cols
   z = jax.random.normal(key, (cols, exp.config.model.latent_dim))
-  x = generate(exp, state, jnp.tile(z, (num_classes, 1)), use_ema,
-               labels=np.repeat(np.arange(num_classes), cols))
+  x = generate(exp, state, jnp.tile(z, (num_classes, 1)), use_ema, labels=labels)
   pic = images.grid(x, ncol=cols)
   pic = np.repeat(np.repeat(pic, progress_lib.SCALE, 0), progress_lib.SCALE, 1)
   h = x.shape[1]
@@ -247,7 +249,7 @@ def classes(workdir, grid, cols=8, step=None, seed=0, use_ema=True):
                            f'{valid}')
   pic = class_picture(exp, state, cols, jax.random.key(seed), use_ema)
   images.save_png(pic, grid)
-  print(f'wrote {exp.num_classes} classes x {cols} latents (step {int(state.step)}) to {grid}')
+  print(f'wrote {len(exp.row_labels(cols)) // cols} classes x {cols} latents (step {int(state.step)}) to {grid}')
 
 
 # --- nearest ---------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ CONFIG_FILE, DATA_INFO_FILE, LOCK_FILE = 'config.json', 'data_info.json', 'lock'
 CHECKPOINTS, BEST_CHECKPOINTS, SAMPLES = 'checkpoints', 'checkpoints_best', 'samples'
 # The facts of the data source that a run keeps: enough to rebuild its models without the data.
 DATA_INFO_KEYS = ('name', 'shape', 'num_classes', 'num_examples', 'source', 'labels',
-                  'label_probs')
+                  'label_probs', 'cluster_classes')
 
 # Keys that may change between launches of one run: the topology (a run saved on 8 devices
 # resumes on 1, and the reverse) and the switch itself. ``model.kernels`` picks an

@@ -11,6 +11,12 @@ so that the model of the data is still ``p(x) = sum_k p(k) p(x | k)``.
 
   ``kmeans(images, k, seed)``        cluster ids int32 [N] and cluster sizes
   ``relabel(source, k, seed)``       a Source whose labels are the cluster ids
+  ``split_classes(source, m, seed)`` a Source whose labels are m clusters within each class
+
+The last is for class-conditional runs (``config.data.clusters_per_class``): a class such as
+"7" still holds several shapes (crossed, slanted, ...), and the sub-cluster tells G which one,
+while each sub-cluster keeps its class (``info['cluster_classes']``) for sampling by class and
+for the class accuracy.
 """
 
 from typing import Tuple
@@ -100,3 +106,34 @@ def relabel(source: Source, k: int, seed: int = 0) -> Source:
   arrays = dict(source.arrays, label=ids)
   info = dict(source.info, num_classes=k, label_probs=[float(s) for s in sizes], labels='kmeans')
   return Source(arrays=arrays, draw=source.draw, info=info)
+
+
+def split_classes(source: Source, per_class: int, seed: int = 0) -> Source:
+  """``source`` with each class's images split into ``per_class`` k-means clusters.
+
+  Label ``c * per_class + j`` is cluster ``j`` of class ``c``: ``info['num_classes']`` becomes
+  ``C * per_class``, ``info['label_probs']`` the clusters' shares of all images,
+  ``info['cluster_classes']`` the class of each cluster and ``info['labels'] =
+  'kmeans_in_classes'``. Each class is clustered on its own principal components.
+  """
+  classes = source.info.get('num_classes')
+  if not classes:
+    raise DataError(f'config.data.clusters_per_class={per_class} splits the classes of a labelled '
+                    f'dataset; {source.info["name"]!r} has no class labels: use '
+                    'config.data.clusters instead')
+  if len(source.info['shape']) != 3:
+    raise DataError(f'config.data.clusters_per_class={per_class} clusters images; '
+                    f'{source.info["name"]!r} is not an image dataset')
+  images, labels = np.asarray(source.arrays['image']), np.asarray(source.arrays['label'])
+  ids = np.empty(len(labels), np.int32)
+  for c in range(classes):
+    members = np.flatnonzero(labels == c)
+    if len(members) < per_class:
+      raise DataError(f'config.data.clusters_per_class={per_class} is more than the '
+                      f'{len(members)} images of class {c}; use at most {len(members)}')
+    ids[members] = c * per_class + kmeans(images[members], per_class, seed + c)[0]
+  k = classes * per_class
+  info = dict(source.info, num_classes=k, labels='kmeans_in_classes',
+              label_probs=[float(s) for s in np.bincount(ids, minlength=k) / len(ids)],
+              cluster_classes=[j // per_class for j in range(k)])
+  return Source(arrays=dict(source.arrays, label=ids), draw=source.draw, info=info)
