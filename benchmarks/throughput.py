@@ -9,7 +9,7 @@ Ours and the peer (shared/bench/peer_dcgan_torch.py, PyTorch, --threads = our co
 to back, alternating, ``--repeats`` times; the median is reported. Our DCGAN is
 experiments/mnist_dcgan_classic.py (the peer's nets, batch, optimizer and one-G-forward
 algorithm, fixed whatever the default experiments/mnist.py becomes); ``--mlp`` times
-experiments/mnist_mlp.py. Ours is the full compiled train step of launch.py (data drawn on
+experiments/mnist_mlp.py:paper. Ours is the full compiled train step of launch.py (data drawn on
 device, D step, G step, EMA), timed after compilation, with no per-step host sync. The peer
 times its own loop after 20 warm-up steps.
 
@@ -62,26 +62,23 @@ DATA_DIR = os.environ.get('GAN_JAX_DATA_DIR_MNIST') or os.path.join(
 
 
 def config_name(mlp: bool) -> str:
-  """The experiment the benchmarks time: the classic MNIST DCGAN, or the MLP GAN with ``mlp``.
+  """The experiment the benchmarks time: the classic MNIST DCGAN, or with ``mlp`` the paper's MLP
+  GAN as the peer trains it (experiments/mnist_mlp.py:paper).
 
-  Not experiments/mnist.py: its default recipe may change (issue #22), while the speed comparison
-  needs the peer's nets, batch and algorithm, which experiments/mnist_dcgan_classic.py keeps."""
-  return 'mnist_mlp' if mlp else 'mnist_dcgan_classic'
-
-
-# The peer's optimiser (Adam 2e-4, beta 0.5 / 0.999, constant rate). experiments/mnist_mlp.py
-# trains with another since issue #22; the MLP timing keeps the peer's algorithm exactly.
-PEER_MLP_OPTIM = ('optim.g_lr=2e-4', 'optim.d_lr=2e-4', 'optim.b1=0.5', 'optim.b2=0.999',
-                  'optim.schedule=constant', 'optim.decay_start=0.0')
+  Not the defaults of experiments/mnist.py and mnist_mlp.py: their recipes changed (issue #22),
+  while the speed comparison needs the peer's nets, batch and algorithm, which these keep."""
+  return 'mnist_mlp:paper' if mlp else 'mnist_dcgan_classic'
 
 
 def load_config(name):
+  """``experiments/<file>.py``'s config; ``name`` is ``file`` or ``file:variant``."""
   import importlib.util
+  name, _, variant = name.partition(':')
   path = os.path.join(REPO, 'experiments', f'{name}.py')
   spec = importlib.util.spec_from_file_location(name, path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  return module.get_config()
+  return module.get_config(variant)
 
 
 def matmul_roofline(dtype, n=2048, reps=5):
@@ -221,8 +218,7 @@ def main():
     n = max(3, base_steps * 64 // bs)
     runs = {}
     for kern in kernel_sets:
-      overrides = ((list(PEER_MLP_OPTIM) if a.mlp else []) + list(a.set)
-                   + [f'model.kernels={kern}'])
+      overrides = list(a.set) + [f'model.kernels={kern}']
       ours = Ours(config_name(a.mlp), bs, a.data_dir, overrides)
       if ours.flops != ours.flops and device.platform != 'cpu':  # nan: no count from this backend
         ours.flops = flops_on_cpu(a.mlp, [bs], a.data_dir, overrides).get(bs, float('nan'))

@@ -47,6 +47,8 @@ Variant ``:smoke`` (6 steps) is for tests.
 
 from gan_jax import config_base
 
+CLUSTERS_PER_CLASS = 20
+
 
 def get_config(variant: str = ''):
   c = config_base.conditional_dcgan(
@@ -60,7 +62,12 @@ def get_config(variant: str = ''):
     config_base.recipe_optimizer(c)
     c.model.matmul_dtype = 'bfloat16'
     c.share_g_forward = True
+    # Each digit split into 20 k-means clusters (its shapes: slanted, crossed, ...); G and D
+    # condition on the cluster, and every sample keeps its class (gan_jax/data/clusters.py).
+    c.data.clusters_per_class = CLUSTERS_PER_CLASS
     if 'smoke' not in variant.split(','):
       c.num_steps = 6000
       c.eval_every = c.checkpoint_every = 1000
+    else:
+      c.data.clusters_per_class = 2
   return c

@@ -26,12 +26,15 @@ command and setting, 622-627 s): FD 183.7 ± 17 (202.8, 174.4, 173.9), precision
 
 from gan_jax import config_base
 
+CLUSTERS = 200
+
 
 def get_config(variant: str = ''):
   c = config_base.base_config()
   c.name = 'mnist_mlp'
   c.data.name = 'mnist'
-  c.model.name = 'mlp'
+  c.model.name = 'mlp_concat_proj'
+  c.data.clusters = CLUSTERS
   c.model.g_hidden = (1200, 1200)
   c.model.d_hidden = (240, 240)
   c.model.d_pieces = 5
@@ -47,8 +50,20 @@ def get_config(variant: str = ''):
   c.num_steps = 10000
   c.eval_every = 1000
   c.checkpoint_every = 1000
-  if variant == 'smoke':
+  variants = variant.split(',') if variant else []
+  for v in variants:
+    if v not in ('smoke', 'paper'):
+      raise ValueError(f'unknown variant {v!r} of experiments/mnist_mlp.py; valid: smoke, paper '
+                       '(and smoke,paper)')
+  if 'paper' in variants:  # the paper's unconditional nets, trained as the peer trains them
+    c.name = 'mnist_mlp_paper'
+    c.model.name = 'mlp'
+    c.data.clusters = 0
+    c.optim.g_lr = c.optim.d_lr = 2e-4
+    c.optim.b1, c.optim.b2 = 0.5, 0.999
+    c.optim.schedule, c.optim.decay_start = 'constant', 0.0
+  if 'smoke' in variants:
     config_base.smoke(c)
-  elif variant:
-    raise ValueError(f'unknown variant {variant!r} of experiments/mnist_mlp.py; valid: smoke')
+    if c.data.clusters:
+      c.data.clusters = 4
   return c

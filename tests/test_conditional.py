@@ -272,6 +272,7 @@ def _unlabelled_source(cfg, split='train'):
 
 def test_conditional_model_on_unlabelled_data_is_a_config_error(monkeypatch):
   c = _load(os.path.join(REPO, 'experiments', 'mnist_cond.py'), 'smoke')
+  c.data.clusters_per_class = 0  # labels = classes (sub-clusters: test_clusters_in_classes.py)
   monkeypatch.setattr(data, 'load_source', _unlabelled_source)
   with pytest.raises(ConfigError, match=r"config.model.name='dcgan_concat_proj' is class-conditional "
                      r"but config.data.name='mnist' has no class labels; use a labelled dataset "
@@ -301,6 +302,7 @@ def test_registry_pairs_and_explicit_class_count():
 def test_experiment_sampling_api_for_conditional_runs():
   """What ``gan_jax.sample --mode=classes`` calls: exp.num_classes, exp.generate_fn(..., labels=)."""
   c = _load(os.path.join(REPO, 'experiments', 'mnist_cond.py'), 'smoke')
+  c.data.clusters_per_class = 0  # labels = classes (sub-clusters: test_clusters_in_classes.py)
   c.model.ngf = c.model.ndf = 8
   exp = run_lib.Experiment(c, data_shape=(28, 28, 1), num_classes=K)
   assert exp.num_classes == K and exp.cfg.num_classes == K
@@ -361,6 +363,7 @@ def test_class_accuracy_of_real_images_is_the_classifier_accuracy():
 @needs_mnist
 def test_conditional_smoke_run_logs_class_accuracy(tmp_path):
   c = _load(os.path.join(REPO, 'experiments', 'mnist_cond.py'), 'smoke')
+  c.data.clusters_per_class = 0  # labels = classes (sub-clusters: test_clusters_in_classes.py)
   c.data.source = 'idx'
   c.data.dir = os.path.join(shared_datasets_dir(), 'mnist')
   c.model.ngf = c.model.ndf = 8

@@ -137,3 +137,20 @@ def test_smoke_variant_trains(path, tmp_path):
   # A backstop, not a benchmark: generous for a loaded 2-core machine, yet the full 128-channel
   # SNGAN the smoke variant once kept had not finished two steps in 10 minutes.
   assert seconds < 300, f'{path}:smoke took {seconds:.0f}s; shrink its widths, batch or steps'
+
+
+def test_mlp_paper_variant_is_the_peers_unconditional_recipe_on_the_same_nets():
+  """benchmarks/throughput.py times mnist_mlp.py:paper against the peer's MLP GAN: it must keep
+  the peer's algorithm (no clusters, Adam 2e-4, beta 0.5 / 0.999, constant rate) and nets."""
+  path = os.path.join(REPO, 'experiments', 'mnist_mlp.py')
+  default, paper = _load(path), _load(path, 'paper')
+  config_base.validate_config(paper)
+  assert (default.model.name, default.data.clusters) == ('mlp_concat_proj', 200)
+  assert (paper.model.name, paper.data.clusters) == ('mlp', 0)
+  o = paper.optim
+  assert (o.g_lr, o.d_lr, o.b1, o.b2, o.schedule) == (2e-4, 2e-4, 0.5, 0.999, 'constant')
+  for key in ('g_hidden', 'd_hidden', 'd_pieces', 'd_input_dropout', 'd_dropout',
+              'matmul_dtype'):
+    assert paper.model[key] == default.model[key], key
+  assert paper.batch_size == default.batch_size and paper.share_g_forward
+  assert _load(path, 'smoke,paper').model.name == 'mlp'

@@ -37,7 +37,7 @@ def ema_run(tmp_path_factory):
   """A 2-step run like test_sample_modes' (MLP G, IDX fixture, one device), with a checkpoint
   at step 100 whose EMA params are a freshly initialised G: far from the live G's params."""
   root = tmp_path_factory.mktemp('sample_ema')
-  c = _load(os.path.join(REPO, 'experiments', 'mnist_mlp.py'), 'smoke')
+  c = _load(os.path.join(REPO, 'experiments', 'mnist_mlp.py'), 'smoke,paper')
   c.data.dir = write_idx_fixture(str(root / 'data'), n_train=64, n_test=16)
   c.data.source = 'idx'
   c.num_devices = 1

@@ -148,7 +148,7 @@ def run(tmp_path_factory):
   """A 6-step unconditional MLP GAN (small, one device: quick to compile) on the IDX fixture:
   checkpoints and 16-sample grids at steps 3 and 6."""
   root = tmp_path_factory.mktemp('sample_modes')
-  c = _load(os.path.join(REPO, 'experiments', 'mnist_mlp.py'), 'smoke')
+  c = _load(os.path.join(REPO, 'experiments', 'mnist_mlp.py'), 'smoke,paper')
   c.data.dir = write_idx_fixture(str(root / 'data'), n_train=64, n_test=64)
   c.data.source = 'idx'
   c.num_devices = 1
@@ -327,7 +327,8 @@ def test_image_modes_refuse_a_2d_run(mode, tmp_path, monkeypatch):
 
 
 class _FakeConditional:
-  """The conditional Experiment API (``num_classes``, ``generate_fn(state, z, use_ema, labels)``)
+  """The conditional Experiment API (``num_classes``, ``row_labels``, ``generate_fn(state, z,
+  use_ema, labels)``)
   with a G whose top half shows the label and bottom half the latent's first coordinate."""
   num_classes = 3
 
@@ -335,6 +336,9 @@ class _FakeConditional:
     self.config = config_base.base_config()
     self.config.model.latent_dim = 4
     self.calls = []
+
+  def row_labels(self, cols):  # Experiment.row_labels of a run conditioned on its classes
+    return np.repeat(np.arange(self.num_classes, dtype=np.int32), cols)
 
   def generate_fn(self, state, z, use_ema=True, labels=None):
     del state
@@ -372,6 +376,7 @@ def test_classes_mode_on_a_conditional_smoke_run(tmp_path):
   """experiments/mnist_cond.py:smoke, tiny nets: row c of the picture is G(z_j, c) for the same
   latents z_j in every row."""
   c = _load(os.path.join(REPO, 'experiments', 'mnist_cond.py'), 'smoke')
+  c.data.clusters_per_class = 0  # labels = classes (sub-clusters: test_clusters_in_classes.py)
   c.data.dir = write_idx_fixture(str(tmp_path / 'data'), n_train=64, n_test=16)
   c.data.source = 'idx'
   c.num_devices = 1
