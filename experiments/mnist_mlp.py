@@ -26,7 +26,7 @@ command and setting, 622-627 s): FD 183.7 ± 17 (202.8, 174.4, 173.9), precision
 
 from gan_jax import config_base
 
-CLUSTERS = 200
+CLUSTERS = 500
 
 
 def get_config(variant: str = ''):
@@ -46,7 +46,10 @@ def get_config(variant: str = ''):
   # step (benchmarks/README.md). On a CPU without bf16 dot units set matmul_dtype='float32'.
   c.share_g_forward = True
   c.model.matmul_dtype = 'bfloat16'
-  config_base.recipe_optimizer(c)  # Adam 1e-3, beta 0 / 0.99, lr to 0 over the 2nd half
+  # Adam 1e-3, beta 0 / 0.99 as mnist.py, but a constant rate: decaying it over the second
+  # half made this net worse (FD 63.8 against 36.3 at 200 clusters, seed 0).
+  config_base.recipe_optimizer(c)
+  c.optim.schedule, c.optim.decay_start = 'constant', 0.0
   c.num_steps = 10000
   c.eval_every = 1000
   c.checkpoint_every = 1000

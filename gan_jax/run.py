@@ -263,16 +263,18 @@ class Experiment:
   def class_labels(self, n: int):
     """Labels for ``n`` samples of a conditional model (int32 ``[n]``); None for an
     unconditional model. What ``sample`` uses by default. Classes: balanced, ``0, 1, ..., K-1,
-    0, 1, ...``, so every class gets ``n / K`` samples (up to one). Clusters: cluster k gets its
-    share ``label_probs[k]`` of the ``n`` (largest remainders), in cluster order."""
+    0, 1, ...``, so every class gets ``n / K`` samples (up to one). Clusters: systematic
+    sampling of the shares ``label_probs``, sample i gets the cluster whose cumulative share
+    first exceeds ``(i + 1/2) / n``. Cluster k then gets ``n * label_probs[k]`` samples up to
+    one, in cluster order, and a small ``n`` (a 64-image grid of 500 clusters) still spreads
+    over all the clusters in proportion rather than taking the largest ones."""
     if not self.num_classes:
       return None
     if not self.label_probs:
       return np.arange(n, dtype=np.int32) % self.num_classes
-    share = np.asarray(self.label_probs, np.float64) * n
-    counts = np.floor(share).astype(np.int64)
-    counts[np.argsort(counts - share)[:n - counts.sum()]] += 1
-    return np.repeat(np.arange(self.num_classes, dtype=np.int32), counts)
+    edges = np.cumsum(np.asarray(self.label_probs, np.float64))
+    picks = np.searchsorted(edges / edges[-1], (np.arange(n) + 0.5) / n, side='right')
+    return np.minimum(picks, self.num_classes - 1).astype(np.int32)
 
   def grid_latents(self, n):
     return jax.random.normal(jax.random.fold_in(self.root_key, steps.RNG_GRID), (n, self.config.model.latent_dim))

@@ -3,6 +3,7 @@ of known blobs, the fakes' label distribution, the sampling shares, the config c
 trained run that restores with its cluster shares."""
 
 import os
+import types
 
 import jax
 import numpy as np
@@ -142,3 +143,15 @@ def test_kmeans_with_more_clusters_than_distinct_images_reseeds_and_finishes():
   ids, sizes = clusters.kmeans(images, 3, seed=0)
   assert ids.shape == (10,) and ids.min() >= 0 and ids.max() < 3
   assert abs(sizes.sum() - 1) < 1e-12
+
+
+def test_sampling_labels_of_a_small_batch_follow_the_shares_not_the_largest_clusters():
+  """64 samples of 500 clusters (a training picture) must not all come from the biggest ones."""
+  # 50 clusters of share 0.015 (75 % of the data), then 50 of share 0.005 (25 %).
+  exp = types.SimpleNamespace(num_classes=100, label_probs=(0.015,) * 50 + (0.005,) * 50)
+  labels = run_lib.Experiment.class_labels(exp, 10)
+  assert labels.dtype == np.int32 and np.all(np.diff(labels) > 0)  # cluster order, no repeats
+  assert np.sum(labels >= 50) in (2, 3)  # a quarter of 10, up to one; largest-first gave 0
+  for n in (7, 100, 1001):
+    counts = np.bincount(run_lib.Experiment.class_labels(exp, n), minlength=100)
+    assert counts.sum() == n and np.all(np.abs(counts - n * np.asarray(exp.label_probs)) < 1)

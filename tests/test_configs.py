@@ -145,7 +145,7 @@ def test_mlp_paper_variant_is_the_peers_unconditional_recipe_on_the_same_nets():
   path = os.path.join(REPO, 'experiments', 'mnist_mlp.py')
   default, paper = _load(path), _load(path, 'paper')
   config_base.validate_config(paper)
-  assert (default.model.name, default.data.clusters) == ('mlp_concat_proj', 200)
+  assert default.model.name == 'mlp_concat_proj' and default.data.clusters > 0
   assert (paper.model.name, paper.data.clusters) == ('mlp', 0)
   o = paper.optim
   assert (o.g_lr, o.d_lr, o.b1, o.b2, o.schedule) == (2e-4, 2e-4, 0.5, 0.999, 'constant')
