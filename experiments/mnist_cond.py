@@ -64,19 +64,8 @@ def get_config(variant: str = ''):
       'mnist_cond', 'mnist', 'dcgan_concat_proj', variant, 'experiments/mnist_cond.py',
       {'cbn_proj': ('mnist_cond_cbn', 'dcgan_cbn_proj'),
        'concat': ('mnist_concat', 'dcgan_concat')})
-  if c.model.name == 'dcgan_concat_proj':
-    # The recipe of experiments/mnist.py (issue #22), measured for this model only: Adam 1e-3,
-    # beta1 0, beta2 0.99, the rate decayed linearly to 0 over the second half, 6000 steps, bf16
-    # matmul operands and one G forward per step (as mnist.py).
-    config_base.recipe_optimizer(c)
-    c.model.matmul_dtype = 'bfloat16'
-    c.share_g_forward = True
-    # Each digit split into 20 k-means clusters (its shapes: slanted, crossed, ...); G and D
-    # condition on the cluster, and every sample keeps its class (gan_jax/data/clusters.py).
-    c.data.clusters_per_class = CLUSTERS_PER_CLASS
-    if 'smoke' not in variant.split(','):
-      c.num_steps = 6000
-      c.eval_every = c.checkpoint_every = 1000
-    else:
-      c.data.clusters_per_class = 2
-  return c
+  # The recipe of experiments/mnist.py (issue #22; config_base.conditional_recipe): Adam 1e-3,
+  # beta 0 / 0.99, the rate decayed to 0 over the second half, 6000 steps, bf16 matmul operands,
+  # one G forward per step, and each digit split into 20 k-means clusters (its shapes: slanted,
+  # crossed, ...) that G and D are told; every sample keeps its class.
+  return config_base.conditional_recipe(c, variant, CLUSTERS_PER_CLASS)
