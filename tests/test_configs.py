@@ -154,3 +154,14 @@ def test_mlp_paper_variant_is_the_peers_unconditional_recipe_on_the_same_nets():
     assert paper.model[key] == default.model[key], key
   assert paper.batch_size == default.batch_size and paper.share_g_forward
   assert _load(path, 'smoke,paper').model.name == 'mlp'
+
+
+@pytest.mark.parametrize('name', ['mnist_cond.py', 'fashion_cond.py'])
+def test_conditional_configs_take_the_recipe_only_for_the_concat_projection_model(name):
+  path = os.path.join(REPO, 'experiments', name)
+  c, cbn, smoke = _load(path), _load(path, 'cbn_proj'), _load(path, 'smoke')
+  assert (c.model.name, c.data.clusters_per_class, c.num_steps) == ('dcgan_concat_proj', 20, 6000)
+  assert (c.optim.g_lr, c.optim.b1, c.optim.schedule) == (1e-3, 0.0, 'linear')
+  assert smoke.data.clusters_per_class == 2 and smoke.num_steps <= 10
+  assert (cbn.model.name, cbn.data.clusters_per_class, cbn.num_steps) == ('dcgan_cbn_proj', 0, 3000)
+  assert (cbn.optim.g_lr, cbn.optim.b1) == (2e-4, 0.5)
