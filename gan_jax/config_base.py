@@ -178,7 +178,7 @@ def conditional_recipe(c: ml_collections.ConfigDict, variant: str,
   c.model.matmul_dtype = 'bfloat16'
   c.share_g_forward = True
   c.data.clusters_per_class = clusters_per_class
-  if 'smoke' in (variant.split(',') if variant else []):
+  if 'smoke' in variant.split(','):
     c.data.clusters_per_class = 2
   else:
     c.num_steps = 6000

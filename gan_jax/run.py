@@ -291,9 +291,15 @@ class Experiment:
       return self.grid_latents(n), None, 0
     if self.label_probs and not self.cluster_classes:
       return self.grid_latents(n), self.class_labels(n), 0  # a plain grid, clusters by share
-    rows = len(set(self.cluster_classes)) if self.cluster_classes else self.num_classes
-    cols = max(1, n // rows)
-    return jnp.tile(self.grid_latents(cols), (rows, 1)), self.row_labels(cols), cols
+    cols = max(1, n // self.data_classes)
+    return (jnp.tile(self.grid_latents(cols), (self.data_classes, 1)), self.row_labels(cols),
+            cols)
+
+  @property
+  def data_classes(self) -> int:
+    """The data's classes that G's labels stand for: ``num_classes``, or with
+    ``config.data.clusters_per_class`` the classes the clusters were split from."""
+    return max(self.cluster_classes) + 1 if self.cluster_classes else self.num_classes
 
   def row_labels(self, cols: int) -> np.ndarray:
     """Labels of a picture with one row per data class and ``cols`` columns (int32, row
@@ -302,7 +308,7 @@ class Experiment:
     if not self.cluster_classes:
       return np.repeat(np.arange(self.num_classes, dtype=np.int32), cols)
     of = np.asarray(self.cluster_classes)
-    per_row = [np.flatnonzero(of == c) for c in range(of.max() + 1)]
+    per_row = [np.flatnonzero(of == c) for c in range(self.data_classes)]
     return np.concatenate([ids[np.arange(cols) % len(ids)] for ids in per_row]).astype(np.int32)
 
   def sample(self, state, n: int, key=None, use_ema=True, chunk: int = 500,

@@ -249,7 +249,7 @@ def classes(workdir, grid, cols=8, step=None, seed=0, use_ema=True):
                            f'{valid}')
   pic = class_picture(exp, state, cols, jax.random.key(seed), use_ema)
   images.save_png(pic, grid)
-  print(f'wrote {len(exp.row_labels(cols)) // cols} classes x {cols} latents (step {int(state.step)}) to {grid}')
+  print(f'wrote {exp.data_classes} classes x {cols} latents (step {int(state.step)}) to {grid}')
 
 
 # --- nearest ---------------------------------------------------------------------------------
