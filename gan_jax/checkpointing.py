@@ -39,11 +39,14 @@ class _FailedReadLeftovers(logging.Filter):
   """Drops the two reports a failed restore can still make after it has returned: asyncio's
   "Task exception was never retrieved" for an orbax read task, and tensorstore's "Event loop is
   closed" (an unraisable error) when a read finishes after orbax closed that restore's event
-  loop. Both are about a step already reported unreadable; nothing is lost."""
+  loop. Both are about a step already reported unreadable; nothing is lost. The read task is
+  orbax's ``async_deserialize`` or, depending on which read fails first, another coroutine
+  whose exception is a tensorstore error (its message carries the ``tensorstore_spec``)."""
 
   def filter(self, record):
     message = record.getMessage()
-    return not ('never retrieved' in message and 'async_deserialize' in message)
+    return not ('never retrieved' in message
+                and ('async_deserialize' in message or 'tensorstore_spec' in message))
 
   @staticmethod
   def unraisablehook(hook):
