@@ -9,7 +9,7 @@ import math
 
 import ml_collections
 
-from gan_jax import kernels, losses, models, penalties, state
+from gan_jax import augment, kernels, losses, models, penalties, state
 from gan_jax.errors import ConfigError
 
 
@@ -37,6 +37,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.instance_noise = 0.0         # std of noise on D's inputs...
   c.instance_noise_steps = 0     # ...annealed to 0 over this many steps (0 = constant)
   c.feature_matching = False     # G matches D's feature means (Salimans et al., 2016)
+  c.augment = ''                 # DiffAugment policies of every D input, real and fake
+                                 # (gan_jax/augment.py): e.g. 'translation,cutout'; '' = none
+  c.augment_strength = 1.0       # their magnitude: 1 = the paper's, 0 = the identity
   c.share_g_forward = False      # one G forward per step, reused by the G update (n_critic 1)
   c.compute_dtype = 'float32'    # float32 | bfloat16 | float16: the dtype of activations and
                                  # matmuls; params, optimizer state, BN statistics and losses
@@ -250,6 +253,13 @@ def validate_config(config: ml_collections.ConfigDict):
         '--config.share_g_forward=False')
   check(config.instance_noise >= 0,
         f'config.instance_noise={config.instance_noise!r} must be >= 0 (0 = off)')
+  try:
+    augment.parse(config.get('augment', ''))
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
+  strength = config.get('augment_strength', 1.0)
+  check(isinstance(strength, (int, float)) and 0 <= strength <= 2,
+        f'config.augment_strength={strength!r} must lie in [0, 2] (1 = the paper\'s magnitudes)')
   start = config.optim.get('decay_start', 0.0)
   check(isinstance(start, (int, float)) and 0.0 <= start < 1.0,
         f'config.optim.decay_start={start!r} must lie in [0, 1): the fraction of the run before '

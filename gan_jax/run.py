@@ -12,8 +12,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from gan_jax import (checkpointing, config_base, data, hooks, losses, models, parallel, steps,
-                     workdir)
+from gan_jax import (augment, checkpointing, config_base, data, hooks, losses, models, parallel,
+                     steps, workdir)
 from gan_jax.data import clusters, stream
 from gan_jax.errors import ConfigError, DataError, UserError
 from gan_jax.state import GANState, create_state, make_optimizer
@@ -33,6 +33,8 @@ def step_config(config, num_classes: int = 0, label_probs=()) -> steps.StepConfi
       label_smoothing=config.label_smoothing, instance_noise=config.instance_noise,
       instance_noise_steps=config.instance_noise_steps,
       feature_matching=config.feature_matching,
+      augment=augment.parse(config.get('augment', '')),
+      augment_strength=float(config.get('augment_strength', 1.0)),
       share_g_forward=config.get('share_g_forward', False), num_classes=num_classes,
       label_probs=tuple(float(p) for p in label_probs))
 

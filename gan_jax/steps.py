@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gan_jax import losses, penalties
+from gan_jax import augment, losses, penalties
 from gan_jax.draws import (LABEL_TAG, add_noise, fake_labels, noise_std, sample_labels,  # noqa: F401
                            sample_latents)
 from gan_jax.state import GANState, ModelState
@@ -59,6 +59,9 @@ class StepConfig:
       2017), annealed linearly to 0 over ``instance_noise_steps`` train steps (0 = constant).
     feature_matching: G minimises ||E f(x) - E f(G(z))||^2 over D's last feature layer instead
       of the objective's G loss (Salimans et al., 2016).
+    augment: DiffAugment policies (``gan_jax.augment.POLICIES``, in their order) that every D
+      input, real and fake, in the D and the G step, goes through before the instance noise;
+      ``augment_strength`` scales their magnitudes (1 = the paper's, 0 = none).
     share_g_forward: ``train_step`` runs ``train_step_shared_forward`` (one G forward per step,
       its pullback reused by the G update; ``n_critic == 1``).
     num_classes: classes of a class-conditional G and D (0 = unconditional). The steps then
@@ -79,6 +82,8 @@ class StepConfig:
   instance_noise: float = 0.0
   instance_noise_steps: int = 0
   feature_matching: bool = False
+  augment: Tuple[str, ...] = ()
+  augment_strength: float = 1.0
   share_g_forward: bool = False
   num_classes: int = 0
   label_probs: Tuple[float, ...] = ()
@@ -90,6 +95,15 @@ class StepConfig:
 
 def _pmean(tree, axis_name):
   return tree if axis_name is None else jax.lax.pmean(tree, axis_name)
+
+
+def _augmented(cfg: 'StepConfig', x, key):
+  """``x`` through the config's DiffAugment policies, drawn from a stream of ``key`` (the key
+  of the D call that judges ``x``); ``x`` itself when there are none."""
+  if not cfg.augment:
+    return x
+  return augment.augment(x, jax.random.fold_in(key, augment.AUG_TAG), cfg.augment,
+                         cfg.augment_strength)
 
 
 def _label_kw(labels):
@@ -166,7 +180,8 @@ def d_step_on_fakes(state: GANState, real, fake, rng, cfg: StepConfig = StepConf
   fake = jax.lax.stop_gradient(fake)
   sigma = noise_std(cfg, state.g.step)
   k_nr, k_nf = jax.random.split(k_noise)
-  real_in, fake_in = add_noise(real, sigma, k_nr), add_noise(fake, sigma, k_nf)
+  real_in = add_noise(_augmented(cfg, real, k_real), sigma, k_nr)
+  fake_in = add_noise(_augmented(cfg, fake, k_fake), sigma, k_nf)
   penalty_fn = penalties.get_penalty(cfg.penalty)
 
   def loss_fn(params):
@@ -236,13 +251,14 @@ def _g_loss_of_fake(state: GANState, rng, cfg: StepConfig, real, real_labels, la
   k_nr, k_nf = jax.random.split(k_noise)
   real_logits = real_features = None
   if real is not None:
-    out, _ = _apply(state.d, state.d.params, add_noise(real, sigma, k_nr), train=True, rng=k_real,
+    real_in = add_noise(_augmented(cfg, real, k_real), sigma, k_nr)
+    out, _ = _apply(state.d, state.d.params, real_in, train=True, rng=k_real,
                     return_features=cfg.feature_matching, **_label_kw(real_labels))
     real_logits, real_features = out if cfg.feature_matching else (out, None)
     real_logits = jax.lax.stop_gradient(real_logits)
 
   def loss_of_fake(fake):
-    fake = add_noise(fake, sigma, k_nf)
+    fake = add_noise(_augmented(cfg, fake, k_fake), sigma, k_nf)
     if cfg.feature_matching:
       (_, fake_features), _ = _apply(state.d, state.d.params, fake, train=True, rng=k_fake,
                                      return_features=True, **_label_kw(labels))
