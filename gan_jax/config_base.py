@@ -40,6 +40,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.augment = ''                 # DiffAugment policies of every D input, real and fake
                                  # (gan_jax/augment.py): e.g. 'translation,cutout'; '' = none
   c.augment_strength = 1.0       # their magnitude: 1 = the paper's, 0 = the identity
+  c.mode_seeking = 0.0           # weight of G's mode-seeking regulariser (gan_jax/diversity.py;
+                                 # Mao et al., 2019): same-label pairs of fakes pushed apart
   c.share_g_forward = False      # one G forward per step, reused by the G update (n_critic 1)
   c.compute_dtype = 'float32'    # float32 | bfloat16 | float16: the dtype of activations and
                                  # matmuls; params, optimizer state, BN statistics and losses
@@ -260,6 +262,9 @@ def validate_config(config: ml_collections.ConfigDict):
   strength = config.get('augment_strength', 1.0)
   check(isinstance(strength, (int, float)) and 0 <= strength <= 2,
         f'config.augment_strength={strength!r} must lie in [0, 2] (1 = the paper\'s magnitudes)')
+  ms = config.get('mode_seeking', 0.0)
+  check(isinstance(ms, (int, float)) and math.isfinite(ms) and ms >= 0,
+        f'config.mode_seeking={ms!r} must be a finite number >= 0 (0 = off)')
   start = config.optim.get('decay_start', 0.0)
   check(isinstance(start, (int, float)) and 0.0 <= start < 1.0,
         f'config.optim.decay_start={start!r} must lie in [0, 1): the fraction of the run before '

@@ -48,11 +48,17 @@ def sample_labels(key, batch_size: int, num_classes: int, axis_name: Optional[st
 
 
 def fake_labels(rng, batch_size: int, cfg):
-  """The labels a step with key ``rng`` makes its fakes for (None when unconditional)."""
+  """The labels a step with key ``rng`` makes its fakes for (None when unconditional). With the
+  mode-seeking regulariser (``cfg.mode_seeking`` > 0) fake ``i + B // 2`` gets fake ``i``'s
+  label, so the pairs of ``gan_jax.diversity`` share their labels."""
   if not cfg.num_classes:
     return None
-  return sample_labels(jax.random.fold_in(rng, LABEL_TAG), batch_size, cfg.num_classes,
-                       cfg.axis_name, cfg.label_probs)
+  y = sample_labels(jax.random.fold_in(rng, LABEL_TAG), batch_size, cfg.num_classes,
+                    cfg.axis_name, cfg.label_probs)
+  if getattr(cfg, 'mode_seeking', 0.0) > 0:
+    h = batch_size // 2
+    y = jnp.concatenate([y[:h], y[:h], y[2 * h:]])
+  return y
 
 
 def noise_std(cfg, step):

@@ -35,6 +35,7 @@ def step_config(config, num_classes: int = 0, label_probs=()) -> steps.StepConfi
       feature_matching=config.feature_matching,
       augment=augment.parse(config.get('augment', '')),
       augment_strength=float(config.get('augment_strength', 1.0)),
+      mode_seeking=float(config.get('mode_seeking', 0.0)),
       share_g_forward=config.get('share_g_forward', False), num_classes=num_classes,
       label_probs=tuple(float(p) for p in label_probs))
 

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gan_jax import augment, losses, penalties
+from gan_jax import augment, diversity, losses, penalties
 from gan_jax.draws import (LABEL_TAG, add_noise, fake_labels, noise_std, sample_labels,  # noqa: F401
                            sample_latents)
 from gan_jax.state import GANState, ModelState
@@ -62,6 +62,8 @@ class StepConfig:
     augment: DiffAugment policies (``gan_jax.augment.POLICIES``, in their order) that every D
       input, real and fake, in the D and the G step, goes through before the instance noise;
       ``augment_strength`` scales their magnitudes (1 = the paper's, 0 = none).
+    mode_seeking: weight of G's mode-seeking regulariser (``gan_jax.diversity``; 0 = off):
+      pairs of fakes share a label and G is rewarded for making them differ as their latents do.
     share_g_forward: ``train_step`` runs ``train_step_shared_forward`` (one G forward per step,
       its pullback reused by the G update; ``n_critic == 1``).
     num_classes: classes of a class-conditional G and D (0 = unconditional). The steps then
@@ -84,6 +86,7 @@ class StepConfig:
   feature_matching: bool = False
   augment: Tuple[str, ...] = ()
   augment_strength: float = 1.0
+  mode_seeking: float = 0.0
   share_g_forward: bool = False
   num_classes: int = 0
   label_probs: Tuple[float, ...] = ()
@@ -241,10 +244,11 @@ def d_step(state: GANState, real, rng, cfg: StepConfig = StepConfig(),
 # The generator update.
 
 
-def _g_loss_of_fake(state: GANState, rng, cfg: StepConfig, real, real_labels, labels):
+def _g_loss_of_fake(state: GANState, rng, cfg: StepConfig, real, real_labels, labels, z):
   """``fake -> G loss`` for this step: D (train mode, its state untouched) judges ``fake``
-  made for ``labels``; objectives that compare with real logits, and feature matching, see
-  ``real``. ``rng`` is the G step's key."""
+  made for ``labels`` (from the latents ``z``); objectives that compare with real logits, and
+  feature matching, see ``real``; ``cfg.mode_seeking`` adds the mode-seeking regulariser of
+  ``fake`` and ``z``. ``rng`` is the G step's key."""
   _, k_fake, k_real, k_noise = jax.random.split(rng, 4)
   loss = losses.get_loss(cfg.loss)
   sigma = noise_std(cfg, state.g.step)
@@ -258,6 +262,12 @@ def _g_loss_of_fake(state: GANState, rng, cfg: StepConfig, real, real_labels, la
     real_logits = jax.lax.stop_gradient(real_logits)
 
   def loss_of_fake(fake):
+    if cfg.mode_seeking > 0:
+      return (judged(fake)
+              + cfg.mode_seeking * diversity.mode_seeking_loss(fake, jax.lax.stop_gradient(z)))
+    return judged(fake)
+
+  def judged(fake):
     fake = add_noise(_augmented(cfg, fake, k_fake), sigma, k_nf)
     if cfg.feature_matching:
       (_, fake_features), _ = _apply(state.d, state.d.params, fake, train=True, rng=k_fake,
@@ -299,7 +309,7 @@ def g_step_on_latents(state: GANState, z, rng, cfg: StepConfig = StepConfig(), r
   """One generator update on the latents ``z`` ``[B, latent_dim]`` (made for ``labels`` int
   ``[B]`` when conditional). Only ``state.g`` and the EMA change; see ``g_step``."""
   _check_g_inputs(cfg, real, real_labels, labels)
-  loss_of_fake = _g_loss_of_fake(state, rng, cfg, real, real_labels, labels)
+  loss_of_fake = _g_loss_of_fake(state, rng, cfg, real, real_labels, labels, z)
 
   def loss_fn(params):
     fake, g_stats = _apply(state.g, params, z, train=True, **_label_kw(labels))
@@ -400,7 +410,7 @@ def train_step_shared_forward(state: GANState, reals, rng, cfg: StepConfig = Ste
   g_real = reals[-1] if cfg.g_needs_real else None
   g_real_labels = labels[-1] if (cfg.g_needs_real and labels is not None) else None
   _check_g_inputs(cfg, g_real, g_real_labels, y)
-  loss_of_fake = _g_loss_of_fake(state, g_key, cfg, g_real, g_real_labels, y)
+  loss_of_fake = _g_loss_of_fake(state, g_key, cfg, g_real, g_real_labels, y, z)
   loss_g, d_fake = jax.value_and_grad(loss_of_fake)(fake)
   (grads,) = pullback(d_fake)
   state, g_metrics = _g_update(state, loss_g, grads, g_stats, cfg)
