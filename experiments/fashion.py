@@ -14,7 +14,10 @@ samples): this recipe 46.6 at step 1000; the previous default (unconditional DCG
 beta1 0.5) was at 170 at step 1000 and 93 at step 3000, and its 3 seeds of 3000 steps measured
 FD 87.2 ± 1.3 (N = 10 000).
 
-The learning rate decays linearly to 0 over the second half of the run, as in mnist.py.
+The learning rate decays linearly to 0 over the second half of the run, as in mnist.py. Unlike
+mnist.py, D keeps its BatchNorm: spectral norm in its place (mnist.py's default since the
+fifteenth session) lost here, seed 0: FD 9.16, recall 0.679 against 6.93 and ~0.69
+(benchmarks/README.md, fifteenth session).
 
 Measured, 3 seeds, N = 10 000, EMA G (``python -m gan_jax.seeds --config=experiments/fashion.py
 --seeds=3``, thirteenth session, each run on one core of the 2-core CPU beside other runs and
