@@ -13,6 +13,11 @@ The means run over the pairs and over the pixels (latent entries). A batch of B 
 pairs ``(i, i + B // 2)``, i < B // 2; the step draws the labels of the second half equal to the
 first (``gan_jax.draws.fake_labels``) so that each pair shares its label. With an odd B the last
 fake is in no pair. ``config.mode_seeking`` is lambda (0 = off).
+
+Measured here (benchmarks/README.md, fifteenth session): at lambda = 1 on the MNIST default it
+wrecked the run (FD5k 229 at step 1000 with SN in D, 58 without; the default: 31 and 22). While
+G's outputs are still alike the ratio is small and 1 / ratio has a steep gradient; try small
+weights, or a warm-up, before relying on it.
 """
 
 import jax.numpy as jnp
