@@ -137,12 +137,13 @@ def recipe_optimizer(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
 
 def conditional_dcgan(name: str, data_name: str, default_model: str, variant: str, path: str,
-                      models: dict) -> ml_collections.ConfigDict:
+                      models: dict, extra_variants=()) -> ml_collections.ConfigDict:
   """The class-conditional DCGAN configs (experiments/{mnist,fashion}_cond.py).
 
   The 28x28 DCGAN of experiments/mnist.py with a conditional model: ``default_model`` unless one
   of the ``models`` variants (``{variant: (config name, model name)}``) picks another. Variant
-  ``smoke`` shrinks the run; ``path`` names the experiment file in errors.
+  ``smoke`` shrinks the run; ``extra_variants`` are further names the caller handles; ``path``
+  names the experiment file in errors.
   """
   c = base_config()
   c.name = name
@@ -155,7 +156,7 @@ def conditional_dcgan(name: str, data_name: str, default_model: str, variant: st
   c.checkpoint_every = 500
   c.num_grid = 100                 # 10 classes (rows) x 10 fixed latents (columns)
   variants = variant.split(',') if variant else []
-  valid = tuple(models) + ('smoke',)
+  valid = tuple(models) + tuple(extra_variants) + ('smoke',)
   for v in variants:
     if v not in valid:
       raise ValueError(f'unknown variant {v!r} of {path}; valid: {", ".join(valid)}')

@@ -165,3 +165,15 @@ def test_conditional_configs_take_the_recipe_only_for_the_concat_projection_mode
   assert smoke.data.clusters_per_class == 2 and smoke.num_steps <= 10
   assert (cbn.model.name, cbn.data.clusters_per_class, cbn.num_steps) == ('dcgan_cbn_proj', 0, 3000)
   assert (cbn.optim.g_lr, cbn.optim.b1) == (2e-4, 0.5)
+
+
+def test_mnist_cond_bn_variant_differs_from_the_default_only_in_ds_normalisation():
+  path = os.path.join(REPO, 'experiments', 'mnist_cond.py')
+  c, bn = _load(path), _load(path, 'bn')
+  assert c.model.spectral_norm and not bn.model.spectral_norm
+  bn.model.spectral_norm = True
+  assert bn.to_dict() == c.to_dict()
+  assert not _load(path, 'smoke,bn').model.spectral_norm
+  with pytest.raises(ValueError, match=r"unknown variant 'sn' of experiments/mnist_cond.py; "
+                                       r"valid: cbn_proj, concat, bn, smoke"):
+    _load(path, 'sn')
