@@ -31,7 +31,8 @@ BatchNorm D (combine with the others: ``:bn,smoke``).
 
 Measured, the default, 3 seeds, N = 10 000, EMA G (``python -m gan_jax.seeds
 --config=experiments/mnist_cond.py --seeds=3``, fifteenth session, 2-core CPU, each run on one
-core beside another run: 1038-1100 s per seed): FD 1.94 ± 0.02 (1.95, 1.91, 1.95), class
+core beside another run: 1038-1100 s per seed; alone on the host 593 s in all for
+``launch.py``): FD 1.94 ± 0.02 (1.95, 1.91, 1.95), class
 accuracy 0.9937 ± 0.0010 (0.9933, 0.9948, 0.9930), precision 0.864, recall 0.776, coverage
 0.912, score 9.83. Issue #22's FD <= 2 is met; its class accuracy >= 99.5 % is not: the
 samples are as often put in their class as real test digits are (the classifier's accuracy,
