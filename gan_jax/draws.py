@@ -55,7 +55,7 @@ def fake_labels(rng, batch_size: int, cfg):
     return None
   y = sample_labels(jax.random.fold_in(rng, LABEL_TAG), batch_size, cfg.num_classes,
                     cfg.axis_name, cfg.label_probs)
-  if getattr(cfg, 'mode_seeking', 0.0) > 0:
+  if cfg.mode_seeking > 0:
     h = batch_size // 2
     y = jnp.concatenate([y[:h], y[:h], y[2 * h:]])
   return y

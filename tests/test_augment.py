@@ -7,13 +7,13 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from gan_jax import augment, config_base, steps
 from gan_jax.errors import ConfigError
 from gan_jax.models import mlp
 from gan_jax.state import create_state
+from spy_optimizers import last_gradient
 
 
 def _images(shape=(8, 12, 16, 1), seed=0):
@@ -132,22 +132,10 @@ def test_parse_orders_the_policies_and_names_an_unknown_one():
 H = W = 8  # translation by up to 1 pixel each way: r = 1
 
 
-def _recorder():
-  """An optax transformation that keeps the last gradient and updates nothing."""
-  def init(params):
-    return {'grads': jax.tree.map(jnp.zeros_like, params)}
-
-  def update(grads, state, params=None):
-    del state, params
-    return jax.tree.map(jnp.zeros_like, grads), {'grads': grads}
-
-  return optax.GradientTransformation(init, update)
-
-
 def _spy_state(fake_value):
   g = mlp.Generator(out_shape=(H, W, 1), hidden=(), tanh=False)
   d = mlp.Discriminator(hidden=(), pieces=1, input_dropout=0.0, dropout=0.0)
-  state = create_state(g, d, _recorder(), _recorder(), 2, (H, W, 1), jax.random.key(0))
+  state = create_state(g, d, last_gradient(), last_gradient(), 2, (H, W, 1), jax.random.key(0))
   g_params = {'Dense_0': {'kernel': jnp.zeros((2, H * W)),
                           'bias': jnp.full((H * W,), fake_value, jnp.float32)}}
   d_params = jax.tree.map(jnp.ones_like, state.d.params)

@@ -7,13 +7,13 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from gan_jax import config_base, diversity, steps
 from gan_jax.errors import ConfigError
 from gan_jax.models import mlp
 from gan_jax.state import create_state
+from spy_optimizers import last_gradient
 
 
 def test_ratio_and_loss_match_the_closed_form():
@@ -72,21 +72,10 @@ def test_config_refuses_a_negative_weight():
 # In the G steps: G(z) = z W + b (4 pixels), a linear critic, optimizers that record gradients.
 
 
-def _recorder():
-  def init(params):
-    return {'grads': jax.tree.map(jnp.zeros_like, params)}
-
-  def update(grads, state, params=None):
-    del state, params
-    return jax.tree.map(jnp.zeros_like, grads), {'grads': grads}
-
-  return optax.GradientTransformation(init, update)
-
-
 def _state():
   g = mlp.Generator(out_shape=(4,), hidden=(), tanh=False)
   d = mlp.Discriminator(hidden=(), pieces=1, input_dropout=0.0, dropout=0.0)
-  return create_state(g, d, _recorder(), _recorder(), 3, (4,), jax.random.key(0))
+  return create_state(g, d, last_gradient(), last_gradient(), 3, (4,), jax.random.key(0))
 
 
 def _g_grad(state):
