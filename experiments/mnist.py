@@ -39,7 +39,8 @@ beside another run: ``python launch.py --config=experiments/mnist.py --config.se
 evaluations) and its run scored FD 6.56, precision 0.801, recall 0.818, coverage 0.885.
 With 200 clusters (the default of the fifteenth and sixteenth sessions): FD 2.78 ± 0.28,
 precision 0.851, recall 0.790 ± 0.006, coverage 0.902. With the BN D and 200 clusters
-(thirteenth session): FD 4.85 ± 0.66, recall 0.722. Before issue #22 (the 2016 recipe): FD 156.7 ± 4.1.
+(thirteenth session): FD 4.85 ± 0.66, recall 0.722. Before issue #22 (the 2016 recipe): FD
+156.7 ± 4.1.
 Picture: docs/images/mnist_default_final.png.
 Variant ``:smoke`` (6 steps, narrow nets) is for tests. ``:long`` trains 6x longer (36 000 steps,
 the decay over the second half) on 200 clusters, where the length brings the recall; seed 0,
