@@ -24,8 +24,8 @@ fifteenth session) lost here, seed 0: FD 9.16, recall 0.679 against 6.93 and ~0.
 (benchmarks/README.md, fifteenth session).
 
 Measured, batch 32 for 12 000 steps (the default since the eighteenth session), 3 seeds,
-N = 10 000, EMA G (``python -m gan_jax.seeds --config=experiments/fashion.py --seeds=3``, each run on
-one core beside another run: 1035-1047 s in all for seeds 1 and 2, 1235 s for seed 0 in the
+N = 10 000, EMA G (``python -m gan_jax.seeds --config=experiments/fashion.py --seeds=3``, each
+run on one core beside another run: 1035-1047 s in all for seeds 1 and 2, 1235 s for seed 0 in the
 seventeenth session): FD 5.96 ± 0.11 (5.85, 5.94, 6.08), precision 0.839 ± 0.005, recall 0.722 ±
 0.006 (0.728, 0.718, 0.719), coverage 0.890 ± 0.002, score 7.97, 10/10 classes, each 7.9-11.4 %
 of the samples: against batch 64, FD -1.3 and recall +0.027 for 0.013 of precision. Issue #22's
