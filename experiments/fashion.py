@@ -35,7 +35,7 @@ recall >= 0.75 is still not met. Alone on the host, ``launch.py`` took 9 min 54.
 0.716, coverage 0.891. Batch 16 for 24 000 steps (seed 0: FD 6.33, recall 0.726) and Adam 2e-3
 at batch 64 (seed 0: FD 6.45, recall 0.705) did not do better; 100 clusters at batch 32 (seed 0:
 FD 6.91, recall 0.720) neither; a wider G (ngf 96) at batch 32 was stopped at FD5k 20.6 at step
-8000.
+8000. ``--config.model.minibatch_std=True`` (seed 0: FD 6.20, recall 0.735) awaits 3 seeds.
 
 Batch 64 for 6000 steps (the default until the eighteenth session), 3 seeds, the same command
 then (thirteenth session, each run on one core of the 2-core CPU beside other runs and
@@ -45,7 +45,7 @@ score 7.95 ± 0.02, 10/10 classes. With 50 clusters (twelfth session): FD 9.29 �
 8.94, 8.44), precision 0.817, recall 0.725, coverage 0.839: 200 clusters lower the FD of every
 seed and raise coverage and precision, for 0.03 of recall. With 50 clusters and a constant rate
 (commit f12281a): FD 9.65 ± 0.70, recall 0.674.
-Picture: docs/images/fashion_default_final.png.
+Picture: docs/images/fashion_default_final.png (the EMA G of the alone batch-32 run).
 Variant ``:smoke`` (6 steps, narrow nets) is for tests. ``:long`` trains 6x longer (36 000 steps,
 the decay over the second half); seed 0, one run so far (sixteenth session, on one core beside
 another run: 5280 s): FD 2.79, precision 0.848, recall 0.744, coverage 0.921 (issue #22 asks
